@@ -1,0 +1,5 @@
+import sys
+
+from modelhub.cli.main import main
+
+sys.exit(main())
