@@ -62,7 +62,7 @@ build_kube() {
   gomod=$(cd "$d" && go mod download -json "k8s.io/kubernetes@v$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   {
     echo "require k8s.io/kubernetes v$v"
-    grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0' "$gomod" | awk -v mv="v0.${v#1.}" '{print "replace " $1 " => " $1 " " mv}' | sort -u
+    grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0(\s|$)' "$gomod" | awk -v mv="v0.${v#1.}" '{print "replace " $1 " => " $1 " " mv}' | sort -u
   } >>"$d/go.mod"
   cat >"$d/tools.go" <<'GO'
 //go:build tools
@@ -76,7 +76,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-  (cd "$d" && go mod tidy -e >/dev/null 2>&1 || true)
+  (cd "$d" && go mod tidy -e 2>&1 | grep -v '^go: \(downloading\|found\)' >&2 || true)
   for t in "${missing[@]}"; do
     log "  go build $t"
     (cd "$d" && go build -tags tools -ldflags "$ldflags" -o "$bin/$t-$v.tmp" "k8s.io/kubernetes/cmd/$t" && mv "$bin/$t-$v.tmp" "$bin/$t-$v")

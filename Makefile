@@ -1,0 +1,64 @@
+# modelhub — see README.md. Every target works on a fresh machine: it installs what it needs.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
+N ?= 100
+
+.PHONY: dev tools crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint \
+        bench-verify bench-rollout bench-revocation clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+dev: $(VENV)/.installed ## virtualenv with the operator and the test tools
+
+tools: ## build the pinned control-plane binaries into $(MODELHUB_CACHE)/bin (once per version)
+	hack/build-tools.sh etcd kube kwok helm
+
+crds: dev ## regenerate crds/ from the pydantic API types
+	$(BIN)/python -m modelhub.api.crdgen --out crds
+
+crds-check: dev
+	$(BIN)/python -m modelhub.api.crdgen --out crds --check
+
+cluster-up: ## local control plane on 127.0.0.1 with fake GPU/CPU/edge nodes
+	hack/cluster.sh up
+
+cluster-down: ## stop it and leave no process behind
+	hack/cluster.sh down
+
+test: dev tools ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
+	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/unit tests/e2e
+
+test-unit: dev
+	$(BIN)/python -m pytest -q -ra tests/unit
+
+test-e2e: dev tools
+	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e
+
+demo: dev tools ## cluster up, CRDs, operator, sign -> verify -> roll out -> revoke
+	hack/demo.sh
+
+lint: dev
+	$(BIN)/ruff check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench-verify: dev
+	$(BIN)/python tests/bench/bench_verify.py
+
+bench-rollout: dev tools
+	hack/with-cluster.sh $(BIN)/python tests/bench/bench_rollout.py
+
+bench-revocation: dev tools
+	hack/with-cluster.sh $(BIN)/python tests/bench/bench_revocation.py --n $(N)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The local control plane: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as local
+# processes on 127.0.0.1 (kwokctl's binary runtime), and kwok simulates the GPU, CPU and edge nodes in kwok/nodes.yaml.
+#   hack/cluster.sh up|down|status|env
+# CLUSTER=kind uses a kind cluster instead (needs a Docker engine).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.env"
+cache=${MODELHUB_CACHE:-$HOME/.cache/modelhub}
+bin="$cache/bin"
+name=${MODELHUB_CLUSTER_NAME:-modelhub}
+state="$cache/cluster"
+kubeconfig="$state/kubeconfig"
+backend=${CLUSTER:-kwok}
+kubectl="$bin/kubectl-$KUBERNETES_VERSION"
+export KWOK_WORKDIR="$cache/kwok"
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+kwok_env() {
+  export KWOK_KUBE_VERSION="v$KUBERNETES_VERSION"
+  export KWOK_ETCD_BINARY="$bin/etcd-$ETCD_VERSION"
+  export KWOK_KUBE_APISERVER_BINARY="$bin/kube-apiserver-$KUBERNETES_VERSION"
+  export KWOK_KUBE_CONTROLLER_MANAGER_BINARY="$bin/kube-controller-manager-$KUBERNETES_VERSION"
+  export KWOK_KUBE_SCHEDULER_BINARY="$bin/kube-scheduler-$KUBERNETES_VERSION"
+  export KWOK_KUBECTL_BINARY="$kubectl"
+  export KWOK_CONTROLLER_BINARY="$bin/kwok-$KWOK_VERSION"
+}
+
+running() { [ -f "$kubeconfig" ] && "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; }
+
+up() {
+  if running; then log "already running"; print_usage; return 0; fi
+  if [ "$backend" = kind ]; then up_kind; else up_kwok; fi
+  "$kubectl" --kubeconfig "$kubeconfig" apply -f "$here/kwok/nodes.yaml" >/dev/null
+  # Node status is a subresource: set allocatable/capacity/labels explicitly so the scheduler sees GPUs.
+  if [ "$backend" != kind ]; then
+    wait_nodes
+  fi
+  print_usage
+}
+
+up_kwok() {
+  "$here/build-tools.sh" etcd kube kwok >&2
+  kwok_env
+  mkdir -p "$state"
+  # A stale cluster from a dead session: remove it first.
+  "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true
+  log "starting kube-apiserver, etcd, controller-manager, scheduler and kwok on 127.0.0.1"
+  "$bin/kwokctl-$KWOK_VERSION" create cluster --name "$name" --runtime binary \
+    --kubeconfig "$kubeconfig" \
+    --kube-apiserver-port "${MODELHUB_APISERVER_PORT:-0}" \
+    --extra-args "kube-apiserver=advertise-address=127.0.0.1" \
+    --disable-qps-limits \
+    --wait 120s >&2
+}
+
+up_kind() {
+  docker info >/dev/null 2>&1 || { log "CLUSTER=kind needs a Docker engine; none answers"; exit 1; }
+  "$here/build-tools.sh" kube kind >&2
+  mkdir -p "$state"
+  "$bin/kind-$KIND_VERSION" create cluster --name "$name" --kubeconfig "$kubeconfig" --wait 120s >&2
+}
+
+wait_nodes() {
+  local i
+  for i in $(seq 1 60); do
+    if [ "$("$kubectl" --kubeconfig "$kubeconfig" get nodes --no-headers 2>/dev/null | grep -c ' Ready')" -ge 5 ]; then return 0; fi
+    sleep 1
+  done
+  log "nodes did not become Ready"; "$kubectl" --kubeconfig "$kubeconfig" get nodes >&2; exit 1
+}
+
+down() {
+  if [ "$backend" = kind ]; then
+    "$bin/kind-$KIND_VERSION" delete cluster --name "$name" >/dev/null 2>&1 || true
+  else
+    kwok_env
+    "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >&2 || true
+    # Leave no process behind, whatever kwokctl thinks.
+    pkill -f "$KWOK_WORKDIR/clusters/$name/" 2>/dev/null || true
+  fi
+  rm -f "$kubeconfig"
+  log "stopped"
+}
+
+print_usage() {
+  cat >&2 <<MSG
+[cluster] ready. Use it with:
+  export KUBECONFIG=$kubeconfig
+  export PATH=$bin/links:\$PATH   # kubectl, helm, kwokctl at the pinned versions
+  kubectl get nodes -L nvidia.com/gpu.product
+MSG
+}
+
+links() { # stable names for the pinned binaries
+  mkdir -p "$bin/links"
+  ln -sf "$kubectl" "$bin/links/kubectl"
+  ln -sf "$bin/helm-$HELM_VERSION" "$bin/links/helm"
+  ln -sf "$bin/kwokctl-$KWOK_VERSION" "$bin/links/kwokctl"
+}
+
+case "${1:-}" in
+  up) up; links ;;
+  down) down ;;
+  status) if running; then echo "running: KUBECONFIG=$kubeconfig"; else echo "not running"; exit 1; fi ;;
+  env) echo "export KUBECONFIG=$kubeconfig"; echo "export KUBECTL=$kubectl"; echo "export PATH=$bin/links:\$PATH" ;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac

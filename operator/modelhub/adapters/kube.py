@@ -1,0 +1,153 @@
+"""The Kubernetes client the operator writes through: status patches, Deployments, Services, Events.
+
+Everything here is I/O and nothing else; what to write is decided in `modelhub.domain`. Calls are synchronous
+(the official client) and the handlers run them in worker threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from modelhub import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+PLURALS = {"Model": "models", "ModelVersion": "modelversions", "Revocation": "revocations"}
+COMPONENT = "modelhub-operator"
+
+
+class Kube:
+    """A small facade over the official client, configured once (kubeconfig or in-cluster)."""
+
+    def __init__(self, pool_size: int = 64) -> None:
+        self._lock = threading.Lock()
+        cfg = kubernetes.client.Configuration()
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            kubernetes.config.load_incluster_config(client_configuration=cfg)
+        else:
+            kubernetes.config.load_kube_config(client_configuration=cfg)
+        cfg.connection_pool_maxsize = pool_size
+        self.api_client = kubernetes.client.ApiClient(cfg)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
+        self.apps = kubernetes.client.AppsV1Api(self.api_client)
+        self.core = kubernetes.client.CoreV1Api(self.api_client)
+        self.events = kubernetes.client.EventsV1Api(self.api_client)
+
+    # --- custom resources -------------------------------------------------------------------------------
+    def get_custom(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            if namespace:
+                return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            return self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+        body = {"status": status}
+        try:
+            if namespace:
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURALS[kind], name, body
+                )
+            else:
+                self.custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURALS[kind], name, body)
+        except ApiException as exc:
+            if exc.status == 404:  # gone meanwhile: nothing to report on
+                return
+            raise
+
+    def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"metadata": metadata}
+        )
+
+    # --- core objects -----------------------------------------------------------------------------------
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            cm = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {"data": dict(cm.data or {}), "resourceVersion": cm.metadata.resource_version}
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        """Server-side apply with our field manager, forcing ownership of the fields we set (drift correction)."""
+        kind = obj["kind"]
+        ns = obj["metadata"]["namespace"]
+        name = obj["metadata"]["name"]
+        path = {
+            "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+            "Service": f"/api/v1/namespaces/{ns}/services/{name}",
+        }[kind]
+        self.api_client.call_api(
+            path,
+            "PATCH",
+            query_params=[("fieldManager", COMPONENT), ("force", "true")],
+            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+            body=obj,
+            auth_settings=["BearerToken"],
+            response_type="object",
+            _return_http_data_only=True,
+        )
+
+    def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
+        """Delete a Deployment and (in the background) its pods; False when it was already gone."""
+        body = kubernetes.client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=grace_seconds)
+        try:
+            self.apps.delete_namespaced_deployment(name, namespace, body=body)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def delete_service(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.delete_namespaced_service(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # --- events -------------------------------------------------------------------------------------------
+    def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None:
+        """Record a Kubernetes Event (events.k8s.io/v1) about one of our objects. Never raises."""
+        meta = obj.get("metadata", {})
+        ns = meta.get("namespace") or "default"
+        now = dt.datetime.now(dt.UTC)
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'obj')}.", "namespace": ns},
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": f"{GROUP}/operator",
+            "reportingInstance": os.environ.get("HOSTNAME", COMPONENT),
+            "action": action,
+            "reason": reason,
+            "note": message[:1024],
+            "type": type_,
+            "regarding": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+        }
+        try:
+            self.events.create_namespaced_event(ns, body)
+        except Exception as exc:  # noqa: BLE001 - an event is best effort
+            log.debug("event not recorded: %s", exc)

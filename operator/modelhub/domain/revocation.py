@@ -1,0 +1,160 @@
+"""Pure revocation logic: the facts a Revocation can match on, an in-memory index of them, and enforcement status.
+
+The index is kept current from watch events (the handlers call `upsert`/`remove`), so resolving a Revocation
+never lists the cluster: each match kind is a dictionary lookup, and only the version range needs a filter over
+the versions of the named model.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelhub.api.semver import InvalidVersion, matches_range
+
+VersionKey = tuple[str, str]  # (namespace, ModelVersion name)
+WorkloadKey = tuple[str, str]  # (namespace, Deployment name)
+
+AFFECTED_CAP = 100
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """What a Revocation can say about one ModelVersion."""
+
+    namespace: str
+    name: str
+    model: str
+    version: str
+    digest: str
+    key_fingerprint: str | None = None
+    dataset_digests: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> VersionKey:
+        return (self.namespace, self.name)
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> VersionFacts:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        datasets = ((spec.get("lineage") or {}).get("datasets")) or []
+        verified = status.get("verified") or {}
+        return cls(
+            namespace=meta.get("namespace") or "",
+            name=meta.get("name") or "",
+            model=spec.get("model") or "",
+            version=spec.get("version") or "",
+            digest=((spec.get("artifact") or {}).get("digest")) or "",
+            key_fingerprint=verified.get("keyFingerprint") or None,
+            dataset_digests=frozenset(d["digest"] for d in datasets if isinstance(d, dict) and d.get("digest")),
+        )
+
+
+def _in_range(version: str, versions: str | None) -> bool:
+    if not versions:
+        return True
+    try:
+        return matches_range(version, versions)
+    except InvalidVersion:
+        return False
+
+
+def model_rule_covers(rule: Mapping[str, Any], facts: VersionFacts) -> bool:
+    if rule.get("name") != facts.model:
+        return False
+    if rule.get("namespace") and rule["namespace"] != facts.namespace:
+        return False
+    return _in_range(facts.version, rule.get("versions"))
+
+
+def why_covered(match: Mapping[str, Any], facts: VersionFacts) -> str | None:
+    """The first clause of `match` that covers these facts, in words, or None."""
+    if facts.digest and facts.digest in (match.get("digests") or []):
+        return f"artifact digest {facts.digest}"
+    if facts.key_fingerprint and facts.key_fingerprint in (match.get("keyFingerprints") or []):
+        return f"signing key {facts.key_fingerprint[:16]}…"
+    hit = facts.dataset_digests.intersection(match.get("datasetDigests") or [])
+    if hit:
+        return f"dataset digest {sorted(hit)[0]}"
+    for rule in match.get("models") or []:
+        if model_rule_covers(rule, facts):
+            where = f"{rule['namespace']}/" if rule.get("namespace") else ""
+            return f"model {where}{rule['name']} versions {rule.get('versions') or '(all)'}"
+    return None
+
+
+def first_covering(revocations: Iterable[Mapping[str, Any]], facts: VersionFacts) -> tuple[Mapping[str, Any], str] | None:
+    """The first live Revocation (by name) that covers `facts`, with the clause that does."""
+    for rev in sorted(revocations, key=lambda r: r.get("metadata", {}).get("name", "")):
+        if (rev.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        why = why_covered((rev.get("spec") or {}).get("match") or {}, facts)
+        if why:
+            return rev, why
+    return None
+
+
+@dataclass
+class VersionIndex:
+    """ModelVersions by every key a Revocation can match on."""
+
+    facts: dict[VersionKey, VersionFacts] = field(default_factory=dict)
+    by_digest: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
+    by_key: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
+    by_dataset: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
+    by_model: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
+
+    def _buckets(self, f: VersionFacts) -> list[tuple[dict[str, set[VersionKey]], str]]:
+        out = [(self.by_digest, f.digest), (self.by_model, f.model)]
+        if f.key_fingerprint:
+            out.append((self.by_key, f.key_fingerprint))
+        out += [(self.by_dataset, d) for d in f.dataset_digests]
+        return out
+
+    def upsert(self, f: VersionFacts) -> None:
+        old = self.facts.get(f.key)
+        if old == f:
+            return
+        if old is not None:
+            self.remove(old.key)
+        self.facts[f.key] = f
+        for bucket, value in self._buckets(f):
+            if value:
+                bucket[value].add(f.key)
+
+    def remove(self, key: VersionKey) -> None:
+        old = self.facts.pop(key, None)
+        if old is None:
+            return
+        for bucket, value in self._buckets(old):
+            keys = bucket.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del bucket[value]
+
+    def match(self, match: Mapping[str, Any]) -> set[VersionKey]:
+        """Every indexed version a Revocation's `spec.match` covers."""
+        hits: set[VersionKey] = set()
+        for d in match.get("digests") or []:
+            hits |= self.by_digest.get(d, set())
+        for k in match.get("keyFingerprints") or []:
+            hits |= self.by_key.get(k, set())
+        for d in match.get("datasetDigests") or []:
+            hits |= self.by_dataset.get(d, set())
+        for rule in match.get("models") or []:
+            for key in self.by_model.get(rule.get("name", ""), set()):
+                if model_rule_covers(rule, self.facts[key]):
+                    hits.add(key)
+        return hits
+
+
+def affected_list(facts: Iterable[VersionFacts]) -> list[dict[str, str]]:
+    ordered = sorted(facts, key=lambda f: (f.namespace, f.name))
+    return [{"namespace": f.namespace, "name": f.name, "model": f.model, "version": f.version} for f in ordered][
+        :AFFECTED_CAP
+    ]

@@ -1,0 +1,114 @@
+"""A level-based work queue under the kopf watches.
+
+kopf delivers watch events; the handlers only record the object in the cache and enqueue a key. Workers take keys
+off the queue and reconcile them from the current cached state, so a burst of events for one object collapses into
+one reconcile, a key is never reconciled by two workers at once, and a failed reconcile is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (kind, namespace or "", name)
+
+
+@dataclass
+class Cache:
+    """Latest body of every watched object, by kind then (namespace, name)."""
+
+    objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+
+    def put(self, kind: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        self.objects.setdefault(kind, {})[(meta.get("namespace") or "", meta["name"])] = body
+
+    def drop(self, kind: str, namespace: str | None, name: str) -> None:
+        self.objects.get(kind, {}).pop((namespace or "", name), None)
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self.objects.get(kind, {}).get((namespace or "", name))
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return list(self.objects.get(kind, {}).values())
+
+
+class WorkQueue:
+    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 16) -> None:
+        self._reconcile = reconcile
+        self._workers = workers
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.idle = asyncio.Event()
+
+    def add(self, key: Key, delay: float = 0.0) -> None:
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            old = self._timers.get(key)
+            if old is not None and old.when() <= loop.time() + delay:
+                return
+            if old is not None:
+                old.cancel()
+            self._timers[key] = loop.call_later(delay, self._fire, key)
+            return
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self.idle.clear()
+        self._queue.put_nowait(key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._work(i)) for i in range(self._workers)]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _work(self, _: int) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            started = time.monotonic()
+            requeue: float | None = None
+            try:
+                requeue = await self._reconcile(key)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one object's failure never stops the operator
+                n = self._failures.get(key, 0) + 1
+                self._failures[key] = n
+                requeue = min(0.5 * 2 ** (n - 1), 60.0)
+                log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, n, requeue)
+            finally:
+                self._active.discard(key)
+                log.debug("reconciled %s in %.3fs", key, time.monotonic() - started)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.add(key)
+            elif requeue is not None:
+                self.add(key, requeue)
+            if not self._queued and not self._active:
+                self.idle.set()

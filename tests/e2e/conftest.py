@@ -1,0 +1,77 @@
+"""e2e fixtures: a real API server (KUBECONFIG), our CRDs installed, and the operator as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.kubehelp import ROOT, kubectl, unique
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> str:
+    kubeconfig = os.environ.get("KUBECONFIG")
+    reachable = bool(kubeconfig) and kubectl("get", "--raw", "/readyz", check=False).returncode == 0
+    if not reachable:
+        msg = "no cluster: set KUBECONFIG (make test brings up the local control plane itself)"
+        if os.environ.get("MODELHUB_REQUIRE_E2E"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return kubeconfig or ""
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: str) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+
+
+@pytest.fixture(scope="session")
+def operator(crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The operator as a real process (skip starting one when MODELHUB_OPERATOR=external)."""
+    if os.environ.get("MODELHUB_OPERATOR") == "external":
+        yield Path("/dev/null")
+        return
+    log_dir = Path(os.environ.get("MODELHUB_LOG_DIR", tmp_path_factory.mktemp("operator")))
+    log_path = log_dir / "operator.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelhub", "run", "--liveness", ""],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
+            if b"modelhub operator started" in log_path.read_bytes():
+                break
+            time.sleep(0.2)
+        yield log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print(f"\noperator log: {log_path}")
+
+
+@pytest.fixture
+def namespace(cluster: str) -> Iterator[str]:
+    ns = unique("e2e")
+    kubectl("create", "namespace", ns)
+    yield ns
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)
