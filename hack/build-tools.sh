@@ -77,9 +77,15 @@ import (
 )
 GO
   (cd "$d" && go mod tidy -e 2>&1 | grep -v '^go: \(downloading\|found\)' >&2 || true)
+  # Stamp the version the way the release build does, so clients (kubectl version, helm) see v$v.
+  local kv=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    kv+=" -X $pkg.gitVersion=v$v -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$(echo "$v" | cut -d. -f2)"
+    kv+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
   for t in "${missing[@]}"; do
     log "  go build $t"
-    (cd "$d" && go build -tags tools -ldflags "$ldflags" -o "$bin/$t-$v.tmp" "k8s.io/kubernetes/cmd/$t" && mv "$bin/$t-$v.tmp" "$bin/$t-$v")
+    (cd "$d" && go build -tags tools -ldflags "$ldflags$kv" -o "$bin/$t-$v.tmp" "k8s.io/kubernetes/cmd/$t" && mv "$bin/$t-$v.tmp" "$bin/$t-$v")
   done
 }
 
