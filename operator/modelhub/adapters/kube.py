@@ -6,6 +6,7 @@ Everything here is I/O and nothing else; what to write is decided in `modelhub.d
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import os
@@ -66,6 +67,13 @@ class Kube:
                 return
             raise
 
+    def list_custom(self, kind: str) -> list[dict[str, Any]]:
+        out = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])
+        for item in out.get("items", []):
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+        return list(out.get("items", []))
+
     def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURALS[kind], name, {"metadata": metadata}
@@ -81,7 +89,7 @@ class Kube:
             raise
         return {"data": dict(cm.data or {}), "resourceVersion": cm.metadata.resource_version}
 
-    def apply(self, obj: dict[str, Any]) -> None:
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager, forcing ownership of the fields we set (drift correction)."""
         kind = obj["kind"]
         ns = obj["metadata"]["namespace"]
@@ -90,7 +98,7 @@ class Kube:
             "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             "Service": f"/api/v1/namespaces/{ns}/services/{name}",
         }[kind]
-        self.api_client.call_api(
+        return self.api_client.call_api(
             path,
             "PATCH",
             query_params=[("fieldManager", COMPONENT), ("force", "true")],
@@ -100,6 +108,69 @@ class Kube:
             response_type="object",
             _return_http_data_only=True,
         )
+
+    def list_deployments(self, label_selector: str) -> list[dict[str, Any]]:
+        out = self.api_client.call_api(
+            "/apis/apps/v1/deployments", "GET", query_params=[("labelSelector", label_selector)],
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+            response_type="object", _return_http_data_only=True,
+        )
+        items = list(out.get("items", []))
+        for item in items:
+            item.setdefault("kind", "Deployment")
+            item.setdefault("apiVersion", "apps/v1")
+        return items
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Deployment's spec, labels and annotations with ours (drift correction); create if absent."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        path = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+        hdr = {"Accept": "application/json", "Content-Type": "application/json"}
+        try:
+            live = self.api_client.call_api(path, "GET", header_params=hdr, auth_settings=["BearerToken"],
+                                            response_type="object", _return_http_data_only=True)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return self.apply(obj)
+        body = dict(obj)
+        body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
+        return self.api_client.call_api(path, "PUT", body=body, header_params=hdr, auth_settings=["BearerToken"],
+                                        response_type="object", _return_http_data_only=True)
+
+    def unschedulable_message(self, namespace: str, selector: str) -> str | None:
+        """The scheduler's message for the first pod of `selector` it could not place, if any."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        for pod in pods.items:
+            for c in pod.status.conditions or []:
+                if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
+                    return str(c.message)
+        return None
+
+    def ensure_secret_key(self, namespace: str, name: str, key: str, make: Any) -> bytes:
+        """The value of a Secret key, creating the namespace and Secret (value from make()) when absent."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+            return base64.b64decode(secret.data[key])
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            self.core.create_namespace({"metadata": {"name": namespace}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        value = make()
+        try:
+            self.core.create_namespaced_secret(namespace, {
+                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "modelhub"}},
+                "data": {key: base64.b64encode(value).decode()},
+            })
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return self.ensure_secret_key(namespace, name, key, make)
+        return value
 
     def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
         """Delete a Deployment and (in the background) its pods; False when it was already gone."""

@@ -1,19 +1,60 @@
-"""kopf registration: settings, watches that feed the cache and the work queue. Nothing is decided here."""
+"""kopf registration: settings, watches that feed the cache, indexes and the work queue. Nothing is decided here."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+import os
+import secrets
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import kopf
 
-from modelhub import GROUP
-from modelhub.handlers import reconcile
+from modelhub import GROUP, VERSION
+from modelhub.adapters import metrics
+from modelhub.adapters.certs import self_signed
+from modelhub.domain.workloads import LABEL_SERVES
+from modelhub.handlers import (
+    admission,  # noqa: F401 - registers the webhooks
+    reconcile,
+)
 from modelhub.handlers.state import STATE
 
 log = logging.getLogger(__name__)
 
 FINALIZER = f"{GROUP}/finalizer"
+
+
+def _webhook_server() -> kopf.WebhookServer:
+    s = STATE.settings
+    cert_dir = Path(os.environ.get("MODELHUB_WEBHOOK_CERT_DIR") or tempfile.mkdtemp(prefix="modelhub-webhook-"))
+    cert, key = cert_dir / "tls.crt", cert_dir / "tls.key"
+    if not (cert.exists() and key.exists()):
+        cert, key = self_signed(cert_dir, [s.webhook_host, "localhost", "127.0.0.1"])
+    return kopf.WebhookServer(
+        addr="0.0.0.0" if s.webhook_host not in ("127.0.0.1", "localhost") else "127.0.0.1",
+        port=s.webhook_port, host=s.webhook_host, certfile=str(cert), pkeyfile=str(key),
+    )
+
+
+def _prime() -> None:
+    """Fill the cache and the revocation index from the cluster once, before the first reconcile.
+
+    After a crash, Revocations resume from this state: no enforcement runs on a half-filled index.
+    """
+    kube = STATE.kube
+    for kind in ("Model", "ModelVersion", "Revocation"):
+        for obj in kube.list_custom(kind):
+            STATE.cache.put(kind, obj)
+    for dep in kube.list_deployments(f"{LABEL_SERVES}=true"):
+        STATE.cache.put("Deployment", dep)
+    from modelhub.domain.revocation import VersionFacts
+
+    for v in STATE.cache.all("ModelVersion"):
+        STATE.index.upsert(VersionFacts.from_object(v))
 
 
 @kopf.on.startup()
@@ -28,7 +69,22 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 32
+    if STATE.settings.webhooks:
+        settings.admission.server = _webhook_server()
+        settings.admission.managed = GROUP
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=96, thread_name_prefix="kube"))
+    STATE.approval_key = await asyncio.to_thread(
+        STATE.kube.ensure_secret_key, STATE.settings.namespace, "modelhub-approval-key", "hmac",
+        lambda: secrets.token_bytes(32),
+    )
+    await asyncio.to_thread(_prime)
+    metrics.serve(STATE.settings.metrics_port)
     STATE.start(reconcile.dispatch)
+    for r in STATE.cache.all("Revocation"):
+        STATE.enqueue("Revocation", "", r["metadata"]["name"])
+    for m in STATE.cache.all("Model"):
+        STATE.enqueue("Model", m["metadata"]["namespace"], m["metadata"]["name"])
     log.info("modelhub operator started")
 
 
@@ -46,15 +102,26 @@ def _record(kind: str, event_type: str | None, body: kopf.Body) -> dict[str, Any
     return obj
 
 
-@kopf.on.event(GROUP, "v1alpha1", "models")
-def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
-    obj = _record("Model", type, body)
-    reconcile.on_model_event(type, obj)
+@kopf.on.event(GROUP, VERSION, "revocations")
+def revocation_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
+    reconcile.on_revocation_event(type, _record("Revocation", type, body))
 
 
-@kopf.on.event(GROUP, "v1alpha1", "modelversions")
+@kopf.on.event(GROUP, VERSION, "models")
+def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    reconcile.on_model_event(type, _record("Model", type, body))
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
 def modelversion_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
-    obj = _record("ModelVersion", type, body)
-    reconcile.on_version_event(type, obj)
+    reconcile.on_version_event(type, _record("ModelVersion", type, body))
 
 
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_SERVES: "true"})
+def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    reconcile.on_deployment_event(type, _record("Deployment", type, body))
+
+
+@kopf.on.event("", "v1", "configmaps")
+def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    reconcile.on_configmap_event(type, dict(body))

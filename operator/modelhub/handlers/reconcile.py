@@ -1,16 +1,39 @@
-"""Reconcilers: gather the inputs of one object, ask the domain what it should look like, write the difference."""
+"""Reconcilers: gather the inputs of one object, ask the domain what it should look like, write the difference.
+
+Every reconcile is level-based: it reads the current cached state, so it may run any number of times, after any
+crash, and converge to the same result.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
+import time
 from typing import Any
 
-from pydantic import ValidationError
-
+from modelhub.adapters import metrics, stores
+from modelhub.adapters.trust import BundleNotFound, load_bundle, load_keyring
 from modelhub.api import types as api
+from modelhub.api.conditions import set_condition
+from modelhub.domain import approval as approval_domain
 from modelhub.domain import models as model_domain
+from modelhub.domain import revocation as rdomain
+from modelhub.domain import versions as vdomain
+from modelhub.domain.placement import PlacementError
+from modelhub.domain.rollout import plan_rollout
+from modelhub.domain.signing import SignatureError, verify_bundle
+from modelhub.domain.workloads import (
+    ANN_DIGEST,
+    ANN_VERSION_NAME,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_MODEL,
+    WorkloadError,
+    build_deployment,
+    build_service,
+)
 from modelhub.handlers.runtime import Key
 from modelhub.handlers.state import STATE
 
@@ -21,54 +44,429 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
 def versions_of(namespace: str, model: str) -> list[dict[str, Any]]:
     return [
         v
         for v in STATE.cache.all("ModelVersion")
-        if v["metadata"].get("namespace") == namespace and (v.get("spec") or {}).get("model") == model
+        if meta(v).get("namespace") == namespace and (v.get("spec") or {}).get("model") == model
     ]
 
 
-# --- event routing ---------------------------------------------------------------------------------------
+def live_revocations() -> list[dict[str, Any]]:
+    return [r for r in STATE.cache.all("Revocation") if not meta(r).get("deletionTimestamp")]
+
+
+def covering(obj: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The Revocation covering a ModelVersion (by its spec and verified key), if any."""
+    found = rdomain.first_covering(live_revocations(), rdomain.VersionFacts.from_object(obj))
+    return (dict(found[0]), found[1]) if found else None
+
+
+def deployments_of_model(namespace: str, model: str) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in STATE.cache.all("Deployment")
+        if meta(d).get("namespace") == namespace
+        and (meta(d).get("labels") or {}).get(LABEL_MODEL) == model
+        and (meta(d).get("labels") or {}).get(LABEL_MANAGED) == "modelhub"
+    ]
+
+
+async def kube_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def emit(obj: dict[str, Any], events: list[tuple[str, str, str]], action: str) -> None:
+    for type_, reason, message in events:
+        await kube_call(STATE.kube.event, obj, type_=type_, reason=reason, message=message, action=action)
+
+
+# --- event routing (called by the kopf watch handlers) -----------------------------------------------------
 def on_model_event(event_type: str | None, obj: dict[str, Any]) -> None:
-    meta = obj["metadata"]
     if event_type != "DELETED":
-        STATE.enqueue("Model", meta["namespace"], meta["name"])
+        STATE.enqueue("Model", meta(obj)["namespace"], meta(obj)["name"])
 
 
 def on_version_event(event_type: str | None, obj: dict[str, Any]) -> None:
-    meta = obj["metadata"]
+    m = meta(obj)
+    if event_type == "DELETED":
+        STATE.index.remove((m["namespace"], m["name"]))
+    else:
+        STATE.index.upsert(rdomain.VersionFacts.from_object(obj))
+        STATE.enqueue("ModelVersion", m["namespace"], m["name"])
     model = (obj.get("spec") or {}).get("model")
-    if event_type != "DELETED":
-        STATE.enqueue("ModelVersion", meta["namespace"], meta["name"])
     if model:
-        STATE.enqueue("Model", meta["namespace"], model)
+        STATE.enqueue("Model", m["namespace"], model)
 
 
-# --- reconcilers -----------------------------------------------------------------------------------------
+def on_revocation_event(event_type: str | None, obj: dict[str, Any]) -> None:
+    name = meta(obj)["name"]
+    if event_type == "DELETED" or meta(obj).get("deletionTimestamp"):
+        # Lifting a Revocation: re-check the versions it covered, so they may verify and roll out again.
+        for ns, mv in STATE.index.match((obj.get("spec") or {}).get("match") or {}):
+            STATE.enqueue("ModelVersion", ns, mv)
+            v = STATE.cache.get("ModelVersion", ns, mv)
+            if v:
+                STATE.enqueue("Model", ns, (v.get("spec") or {}).get("model", ""))
+        return
+    STATE.enqueue("Revocation", "", name)
+
+
+def on_deployment_event(event_type: str | None, obj: dict[str, Any]) -> None:
+    m = meta(obj)
+    ns = m["namespace"]
+    labels = m.get("labels") or {}
+    annotations = m.get("annotations") or {}
+    if labels.get(LABEL_MANAGED) == "modelhub" and labels.get(LABEL_MODEL):
+        # Ours: keep the Model's rollout (drift) and the version's status current.
+        STATE.enqueue("Model", ns, labels[LABEL_MODEL])
+        if annotations.get(ANN_VERSION_NAME):
+            STATE.enqueue("ModelVersion", ns, annotations[ANN_VERSION_NAME])
+    if event_type != "DELETED":
+        digest = annotations.get(ANN_DIGEST)
+        for rev in live_revocations():
+            if digest and digest in revoked_digests(rev):
+                STATE.enqueue("Revocation", "", meta(rev)["name"])
+
+
+def on_configmap_event(event_type: str | None, obj: dict[str, Any]) -> None:
+    """A keyring or signature ConfigMap changed: re-verify the versions that depend on it."""
+    ns, name = meta(obj).get("namespace"), meta(obj).get("name")
+    for model in STATE.cache.all("Model"):
+        if meta(model).get("namespace") != ns:
+            continue
+        keys = ((model.get("spec") or {}).get("trust") or {}).get("keys") or []
+        if any(k.get("name") == name for k in keys):
+            for v in versions_of(ns, meta(model)["name"]):
+                STATE.enqueue("ModelVersion", ns, meta(v)["name"])
+    for v in STATE.cache.all("ModelVersion"):
+        ref = (((v.get("spec") or {}).get("artifact") or {}).get("signature") or {}).get("configMapRef") or {}
+        if meta(v).get("namespace") == ns and ref.get("name") == name:
+            STATE.enqueue("ModelVersion", ns, meta(v)["name"])
+
+
+# --- dispatch ----------------------------------------------------------------------------------------------
 async def dispatch(key: Key) -> float | None:
     kind, namespace, name = key
-    if kind == "Model":
-        return await reconcile_model(namespace, name)
-    return None
+    fn = {"Model": reconcile_model, "ModelVersion": reconcile_version, "Revocation": reconcile_revocation}[kind]
+    try:
+        result = await fn(namespace, name)
+    except Exception:
+        metrics.RECONCILES.labels(kind, "error").inc()
+        raise
+    metrics.RECONCILES.labels(kind, "ok").inc()
+    return result
 
 
 async def patch_status_if_changed(kind: str, obj: dict[str, Any], status: dict[str, Any]) -> None:
     if status == (obj.get("status") or {}):
         return
-    meta = obj["metadata"]
-    await asyncio.to_thread(STATE.kube.patch_status, kind, meta.get("namespace"), meta["name"], status)
+    m = meta(obj)
+    await kube_call(STATE.kube.patch_status, kind, m.get("namespace"), m["name"], status)
+    # Keep the cache ahead of the watch, so the next reconcile does not redo the same transition.
+    STATE.cache.put(kind, {**obj, "status": status})
+
+
+# --- ModelVersion: verification, approval, revocation, workload status --------------------------------------
+def _verify(bundle: bytes, keys: dict[str, bytes], pinned: str) -> vdomain.Verification:
+    cache_key = (
+        hashlib.sha256(bundle).hexdigest(),
+        pinned,
+        *sorted(f"{k}={hashlib.sha256(v).hexdigest()}" for k, v in keys.items()),
+    )
+    hit = STATE.verify_cache.get(cache_key)
+    if isinstance(hit, vdomain.Verification):
+        return hit
+    try:
+        v = verify_bundle(bundle, keys)
+    except SignatureError as exc:
+        result = vdomain.Verification(False, exc.reason, exc.message)
+    else:
+        result = vdomain.check_pinned_digest(v.subject_digest, pinned) or vdomain.Verification(
+            True, "Verified",
+            f"signed by trusted key {v.key_name} (sha256 {v.key_fingerprint[:16]}…) over {v.file_count} files",
+            digest=v.subject_digest, key_name=v.key_name, key_fingerprint=v.key_fingerprint, files=v.file_count,
+        )
+    metrics.VERIFICATIONS.labels(result.reason).inc()
+    if len(STATE.verify_cache) > 10_000:
+        STATE.verify_cache.clear()
+    STATE.verify_cache[cache_key] = result
+    return result
+
+
+async def verification_for(obj: dict[str, Any], model: dict[str, Any] | None) -> vdomain.Verification:
+    ns = meta(obj)["namespace"]
+    spec = obj.get("spec") or {}
+    try:
+        api.parse_spec(api.ModelVersionSpec, spec)
+    except api.InvalidResource as exc:
+        return vdomain.Verification(False, "InvalidSpec", str(exc))
+    if model is None:
+        return vdomain.Verification(
+            False, "ModelNotFound", f"Model {ns}/{spec.get('model')} does not exist; its keyring decides trust"
+        )
+    trust = (model.get("spec") or {}).get("trust") or {}
+    ring = await kube_call(load_keyring, STATE.kube, ns, trust)
+    if not ring.keys:
+        why = "; ".join(ring.problems) or f"Model {spec.get('model')} lists no keys in spec.trust.keys"
+        return vdomain.Verification(False, "UntrustedKey", f"no trusted key to verify with: {why}")
+    try:
+        bundle, where = await kube_call(load_bundle, STATE.kube, ns, spec["artifact"])
+    except BundleNotFound as exc:
+        return vdomain.Verification(False, "BundleNotFound", exc.message)
+    except stores.StoreError as exc:
+        return vdomain.Verification(False, "BundleUnreachable" if exc.retryable else "BundleNotFound", exc.message)
+    result = _verify(bundle, ring.keys, spec["artifact"]["digest"])
+    if not result.ok and result.reason == "UntrustedKey" and ring.problems:
+        result = vdomain.Verification(False, result.reason, f"{result.message} ({'; '.join(ring.problems)})")
+    return result
+
+
+def approval_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    m = meta(obj)
+    record = (m.get("annotations") or {}).get(approval_domain.RECORD_ANNOTATION)
+    digest = ((obj.get("spec") or {}).get("artifact") or {}).get("digest", "")
+    a = approval_domain.unseal(STATE.approval_key, m["namespace"], m["name"], record, digest)
+    if a is None:
+        return None
+    return {"approvedBy": a.by, "approvedAt": a.at, "groups": list(a.groups)}
+
+
+async def workload_state(obj: dict[str, Any]) -> vdomain.WorkloadState:
+    m = meta(obj)
+    dep = STATE.cache.get("Deployment", m["namespace"], m["name"])
+    if dep is None or (meta(dep).get("annotations") or {}).get(ANN_VERSION_NAME) != m["name"]:
+        return vdomain.WorkloadState()
+    replicas = int((dep.get("spec") or {}).get("replicas") or 0)
+    ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+    tmpl = ((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    unschedulable = None
+    if ready < replicas:
+        unschedulable = await kube_call(
+            STATE.kube.unschedulable_message, m["namespace"], f"{LABEL_INSTANCE}={meta(dep)['labels'][LABEL_INSTANCE]}"
+        )
+    return vdomain.WorkloadState(
+        deployment=meta(dep)["name"], replicas=replicas, ready_replicas=ready,
+        served_digest=(tmpl.get("annotations") or {}).get(ANN_DIGEST), unschedulable=unschedulable,
+    )
+
+
+async def reconcile_version(namespace: str, name: str) -> float | None:
+    obj = STATE.cache.get("ModelVersion", namespace, name)
+    if obj is None:
+        return None
+    spec = obj.get("spec") or {}
+    model = STATE.cache.get("Model", namespace, spec.get("model", ""))
+    verification = await verification_for(obj, model)
+    facts_obj = obj
+    if verification.ok:
+        facts_obj = {**obj, "status": {**(obj.get("status") or {}), "verified": {"keyFingerprint": verification.key_fingerprint}}}
+    cover = covering(facts_obj)
+    revoked = None
+    if cover:
+        rev, why = cover
+        at = ((obj.get("status") or {}).get("revocation") or {}).get("at") if (
+            ((obj.get("status") or {}).get("revocation") or {}).get("name") == meta(rev)["name"]) else None
+        revoked = vdomain.Revoked(meta(rev)["name"], (rev.get("spec") or {}).get("reason", ""), at or now_iso(), why)
+    workload = await workload_state(obj)
+    require = bool((((model or {}).get("spec") or {}).get("trust") or {}).get("requireApproval"))
+    status = vdomain.version_status(
+        obj, now=now_iso(), verification=verification, require_approval=require, approval=approval_of(obj),
+        revoked=revoked, workload=workload, promoted=workload.deployment is not None,
+    )
+    old_conditions = (obj.get("status") or {}).get("conditions")
+    await patch_status_if_changed("ModelVersion", obj, status)
+    STATE.index.upsert(rdomain.VersionFacts.from_object({**obj, "status": status}))
+    await emit(obj, vdomain.transitions(old_conditions, status["conditions"]), "Reconcile")
+    if old_conditions != status["conditions"] and model is not None:
+        STATE.enqueue("Model", namespace, meta(model)["name"])
+    if workload.deployment and workload.ready_replicas < workload.replicas:
+        return 3.0  # pods are still coming up (or cannot be placed): look again
+    return None
+
+
+# --- Model: rollout -----------------------------------------------------------------------------------------
+def with_revocations(versions: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """Versions as the rollout must see them: any a live Revocation covers is Revoked, whatever its status says."""
+    out = []
+    for v in versions:
+        cover = covering(v)
+        if cover:
+            status = dict(v.get("status") or {})
+            status["conditions"] = set_condition(
+                status.get("conditions"), "Revoked", "True", "Revoked",
+                f"revoked by Revocation {meta(cover[0])['name']}", None, now,
+            )
+            v = {**v, "status": status}
+        out.append(v)
+    return out
+
+
+async def apply_deployment(desired: dict[str, Any]) -> None:
+    ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    live = STATE.cache.get("Deployment", ns, name)
+    recorded = STATE.applied_generation.get((ns, name))
+    drifted = live is not None and (recorded is None or int(meta(live).get("generation") or 0) > recorded)
+    fn = STATE.kube.replace if drifted else STATE.kube.apply
+    result = await kube_call(fn, desired)
+    STATE.applied_generation[(ns, name)] = int((result.get("metadata") or {}).get("generation") or 0)
+    if drifted:
+        log.info("restored Deployment %s/%s edited outside modelhub", ns, name)
 
 
 async def reconcile_model(namespace: str, name: str) -> float | None:
     model = STATE.cache.get("Model", namespace, name)
     if model is None:
         return None
-    spec_error = None
+    now = now_iso()
+    gen = meta(model).get("generation")
+    versions = with_revocations(versions_of(namespace, name), now)
     try:
-        api.ModelSpec.model_validate(model.get("spec") or {})
-    except ValidationError as exc:
-        spec_error = model_domain.validation_message(exc)
-    status = model_domain.model_status(model, versions_of(namespace, name), now_iso(), spec_error)
+        api.parse_spec(api.ModelSpec, model.get("spec"))
+        spec_error = None
+    except api.InvalidResource as exc:
+        spec_error = str(exc)
+    plan = plan_rollout(model, versions, now)
+    by_name = {meta(v)["name"]: v for v in versions}
+    desired: list[dict[str, Any]] = []
+    build_error = spec_error
+    for w in plan.workloads:
+        try:
+            desired.append(build_deployment(
+                model, by_name[w.version_name], replicas=w.replicas, role=w.role,
+                loader_image=STATE.settings.loader_image, cpu_node_selector=STATE.settings.cpu_node_selector,
+            ))
+        except (PlacementError, WorkloadError) as exc:
+            build_error = f"cannot build the Deployment of {w.version_name}: {exc.message}"
+    conditions = plan.conditions
+    if build_error:
+        conditions = set_condition(conditions, "Ready", "False", "InvalidServing", build_error, gen, now)
+        desired = []
+    wanted = {d["metadata"]["name"] for d in desired}
+    # Remove what is no longer promoted, then apply what is.
+    for dep in deployments_of_model(namespace, name):
+        if meta(dep)["name"] not in wanted:
+            await kube_call(STATE.kube.delete_deployment, namespace, meta(dep)["name"])
+            STATE.cache.drop("Deployment", namespace, meta(dep)["name"])
+    await asyncio.gather(*(apply_deployment(d) for d in desired))
+    if desired:
+        port = 80
+        await kube_call(STATE.kube.apply, build_service(model, port=port))
+    serving = []
+    for w in plan.workloads:
+        dep = STATE.cache.get("Deployment", namespace, w.version_name) or {}
+        serving.append({
+            "version": w.version, "role": w.role, "replicas": w.replicas,
+            "readyReplicas": int((dep.get("status") or {}).get("readyReplicas") or 0),
+        })
+        metrics.SERVING.labels(namespace, name, w.version, w.role).set(serving[-1]["readyReplicas"])
+    old = model.get("status") or {}
+    status = {
+        **old,
+        "observedGeneration": gen,
+        "conditions": conditions,
+        "stableVersion": plan.stable_version,
+        "canaryVersion": plan.canary_version,
+        "canaryWeight": plan.canary_weight,
+        "serving": serving,
+        "versions": model_domain.version_counts(versions),
+        "history": plan.history,
+    }
     await patch_status_if_changed("Model", model, status)
+    await emit(model, plan.events, "Rollout")
+    for v in versions:
+        STATE.enqueue("ModelVersion", namespace, meta(v)["name"])
+    if any(s["readyReplicas"] < s["replicas"] for s in serving):
+        return 3.0
     return None
+
+
+# --- Revocation: teardown ---------------------------------------------------------------------------------
+def revoked_digests(rev: dict[str, Any]) -> set[str]:
+    match = (rev.get("spec") or {}).get("match") or {}
+    digests = set(match.get("digests") or [])
+    for key in STATE.index.match(match):
+        digests.add(STATE.index.facts[key].digest)
+    return digests
+
+
+def workloads_serving(digests: set[str]) -> list[tuple[str, str]]:
+    out = []
+    for d in STATE.cache.all("Deployment"):
+        ann = meta(d).get("annotations") or {}
+        if ann.get(ANN_DIGEST) in digests:
+            out.append((meta(d)["namespace"], meta(d)["name"]))
+    return out
+
+
+async def teardown(workloads: list[tuple[str, str]]) -> int:
+    """Delete workloads in parallel with bounded concurrency; the number actually deleted by us."""
+    sem = asyncio.Semaphore(STATE.settings.teardown_concurrency)
+
+    async def one(ns: str, name: str) -> bool:
+        async with sem:
+            gone = await kube_call(STATE.kube.delete_deployment, ns, name)
+            STATE.cache.drop("Deployment", ns, name)
+            STATE.applied_generation.pop((ns, name), None)
+            return bool(gone)
+
+    results = await asyncio.gather(*(one(ns, n) for ns, n in workloads))
+    return sum(results)
+
+
+async def reconcile_revocation(_: str, name: str) -> float | None:
+    rev = STATE.cache.get("Revocation", "", name)
+    if rev is None or meta(rev).get("deletionTimestamp"):
+        return None
+    started = time.monotonic()
+    match = (rev.get("spec") or {}).get("match") or {}
+    matched = STATE.index.match(match)
+    digests = revoked_digests(rev)
+    targets = workloads_serving(digests)
+    old = rev.get("status") or {}
+    deleted = await teardown(targets)
+    metrics.TORN_DOWN.inc(deleted)
+    # Versions: mark them Revoked; Models: fall back. (Their reconcilers refuse the revoked versions.)
+    models = set()
+    for ns, mv in matched:
+        STATE.enqueue("ModelVersion", ns, mv)
+        models.add((ns, STATE.index.facts[(ns, mv)].model))
+    for ns, model in models:
+        STATE.enqueue("Model", ns, model)
+    remaining = workloads_serving(digests)
+    now = dt.datetime.now(dt.UTC)
+    gen = meta(rev).get("generation")
+    created = dt.datetime.strptime(meta(rev)["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    status = dict(old)
+    status["observedGeneration"] = gen
+    status["matchedVersions"] = len(matched)
+    status["workloadsTornDown"] = int(old.get("workloadsTornDown") or 0) + deleted
+    status["affected"] = rdomain.affected_list(STATE.index.facts[k] for k in matched)
+    status["affectedTotal"] = len(matched)
+    if remaining:
+        status["conditions"] = set_condition(
+            old.get("conditions"), "Enforced", "False", "TearingDown", f"{len(remaining)} workloads remain", gen, now
+        )
+    else:
+        already = old.get("enforcedAt") and any(
+            c.get("type") == "Enforced" and c.get("status") == "True" for c in old.get("conditions") or []
+        )
+        if not already:
+            seconds = max(0.0, (now - created).total_seconds())
+            status["enforcedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            status["enforcementSeconds"] = round(seconds, 3)
+            metrics.ENFORCEMENT_SECONDS.observe(seconds)
+        status["conditions"] = set_condition(
+            old.get("conditions"), "Enforced", "True", "Enforced",
+            f"{len(matched)} versions revoked; {status['workloadsTornDown']} workloads torn down", gen, now,
+        )
+    await patch_status_if_changed("Revocation", rev, status)
+    if deleted:
+        await emit(rev, [("Warning", "TornDown", f"deleted {deleted} workloads serving revoked artifacts")], "Enforce")
+    log.info("Revocation %s: %d versions, %d workloads deleted in %.3fs", name, len(matched), deleted,
+             time.monotonic() - started)
+    return 1.0 if remaining else None

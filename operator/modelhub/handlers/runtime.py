@@ -43,7 +43,9 @@ class WorkQueue:
     def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 16) -> None:
         self._reconcile = reconcile
         self._workers = workers
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        # Revocations first: enforcement must not wait behind a backlog of routine reconciles.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+        self._seq = 0
         self._queued: set[Key] = set()
         self._active: set[Key] = set()
         self._dirty: set[Key] = set()
@@ -69,7 +71,8 @@ class WorkQueue:
             return
         self._queued.add(key)
         self.idle.clear()
-        self._queue.put_nowait(key)
+        self._seq += 1
+        self._queue.put_nowait((0 if key[0] == "Revocation" else 1, self._seq, key))
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -87,7 +90,7 @@ class WorkQueue:
 
     async def _work(self, _: int) -> None:
         while True:
-            key = await self._queue.get()
+            _, _, key = await self._queue.get()
             self._queued.discard(key)
             self._active.add(key)
             started = time.monotonic()

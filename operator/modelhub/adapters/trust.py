@@ -1,0 +1,62 @@
+"""Reading what verification needs from the cluster and the artifact stores: keyrings and signature bundles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelhub.adapters import stores
+from modelhub.adapters.kube import Kube
+
+
+@dataclass
+class Keyring:
+    keys: dict[str, bytes] = field(default_factory=dict)  # "<configmap>/<key>" -> PEM
+    problems: list[str] = field(default_factory=list)  # missing ConfigMaps or keys, said for humans
+
+
+def load_keyring(kube: Kube, namespace: str, trust: dict[str, Any]) -> Keyring:
+    ring = Keyring()
+    for entry in trust.get("keys") or []:
+        cm_name, only = entry.get("name"), entry.get("key")
+        cm = kube.get_configmap(namespace, cm_name)
+        if cm is None:
+            ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} not found")
+            continue
+        data = cm["data"]
+        if only:
+            if only not in data:
+                ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} has no key {only!r}")
+                continue
+            ring.keys[f"{cm_name}/{only}"] = data[only].encode()
+        else:
+            for k, v in sorted(data.items()):
+                ring.keys[f"{cm_name}/{k}"] = v.encode()
+    return ring
+
+
+class BundleNotFound(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def load_bundle(kube: Kube, namespace: str, artifact: dict[str, Any]) -> tuple[bytes, str]:
+    """The signature bundle and where it came from (for messages). Raises BundleNotFound or StoreError."""
+    sig = artifact.get("signature") or {}
+    ref = sig.get("configMapRef")
+    if ref:
+        cm = kube.get_configmap(namespace, ref["name"])
+        if cm is None:
+            raise BundleNotFound(f"signature ConfigMap {namespace}/{ref['name']} not found")
+        key = ref.get("key") or stores.DEFAULT_SIGNATURE_NAME
+        if key not in cm["data"]:
+            raise BundleNotFound(f"signature ConfigMap {namespace}/{ref['name']} has no key {key!r}")
+        return cm["data"][key].encode(), f"ConfigMap {namespace}/{ref['name']} key {key}"
+    uri = sig.get("uri") or stores.default_signature_uri(artifact["uri"])
+    try:
+        return stores.fetch_bytes(uri), stores.redact(uri)
+    except stores.StoreError as exc:
+        if exc.reason == "NotFound":
+            raise BundleNotFound(exc.message) from None
+        raise
