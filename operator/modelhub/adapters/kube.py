@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import os
 import threading
@@ -41,6 +42,27 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(self.api_client)
         self.events = kubernetes.client.EventsV1Api(self.api_client)
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One API request with an explicit content type; JSON in and out, ApiException on non-2xx."""
+        _, url, headers, ser_body, _ = self.api_client.param_serialize(
+            method, path, query_params=query or [], header_params={"Accept": "application/json",
+                                                                   "Content-Type": content_type},
+            body=body, auth_settings=["BearerToken"],
+        )
+        resp = self.api_client.call_api(method, url, header_params=headers, body=ser_body, _request_timeout=30)
+        data = resp.read()
+        if not 200 <= resp.status < 300:
+            raise ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))
+        return json.loads(data) if data else {}
+
     # --- custom resources -------------------------------------------------------------------------------
     def get_custom(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
@@ -54,14 +76,10 @@ class Kube:
 
     def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
-        body = {"status": status}
+        where = f"namespaces/{namespace}/" if namespace else ""
+        path = f"/apis/{GROUP}/{VERSION}/{where}{PLURALS[kind]}/{name}/status"
         try:
-            if namespace:
-                self.custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, PLURALS[kind], name, body
-                )
-            else:
-                self.custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURALS[kind], name, body)
+            self.request("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
         except ApiException as exc:
             if exc.status == 404:  # gone meanwhile: nothing to report on
                 return
@@ -75,8 +93,9 @@ class Kube:
         return list(out.get("items", []))
 
     def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURALS[kind], name, {"metadata": metadata}
+        self.request(
+            "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}/{name}",
+            body={"metadata": metadata}, content_type="application/merge-patch+json",
         )
 
     # --- core objects -----------------------------------------------------------------------------------
@@ -98,23 +117,13 @@ class Kube:
             "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             "Service": f"/api/v1/namespaces/{ns}/services/{name}",
         }[kind]
-        return self.api_client.call_api(
-            path,
-            "PATCH",
-            query_params=[("fieldManager", COMPONENT), ("force", "true")],
-            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-            body=obj,
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=True,
+        return self.request(
+            "PATCH", path, body=obj, query=[("fieldManager", COMPONENT), ("force", "true")],
+            content_type="application/apply-patch+yaml",
         )
 
     def list_deployments(self, label_selector: str) -> list[dict[str, Any]]:
-        out = self.api_client.call_api(
-            "/apis/apps/v1/deployments", "GET", query_params=[("labelSelector", label_selector)],
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-            response_type="object", _return_http_data_only=True,
-        )
+        out = self.request("GET", "/apis/apps/v1/deployments", query=[("labelSelector", label_selector)])
         items = list(out.get("items", []))
         for item in items:
             item.setdefault("kind", "Deployment")
@@ -125,18 +134,15 @@ class Kube:
         """Replace a Deployment's spec, labels and annotations with ours (drift correction); create if absent."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         path = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
-        hdr = {"Accept": "application/json", "Content-Type": "application/json"}
         try:
-            live = self.api_client.call_api(path, "GET", header_params=hdr, auth_settings=["BearerToken"],
-                                            response_type="object", _return_http_data_only=True)
+            live = self.request("GET", path)
         except ApiException as exc:
             if exc.status != 404:
                 raise
             return self.apply(obj)
         body = dict(obj)
         body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
-        return self.api_client.call_api(path, "PUT", body=body, header_params=hdr, auth_settings=["BearerToken"],
-                                        response_type="object", _return_http_data_only=True)
+        return self.request("PUT", path, body=body)
 
     def unschedulable_message(self, namespace: str, selector: str) -> str | None:
         """The scheduler's message for the first pod of `selector` it could not place, if any."""

@@ -1,0 +1,529 @@
+"""Verify-at-load: fetch a signed model artifact into the pod's model volume, fail closed.
+
+The loader is the init container of every inference pod (`modelhub load`). It trusts nothing it downloads:
+
+1. fetch the signature bundle (by default ``model.sig`` inside the artifact directory) and check it with
+   :func:`modelhub.domain.signing.verify_bundle` against the trusted public keys;
+2. the signed subject digest must equal the digest the ModelVersion pins;
+3. fetch exactly the files the signed manifest names (distinct paths for a sharded manifest) into a fresh
+   staging directory inside DEST, in parallel with a bounded number of workers;
+4. :func:`modelhub.domain.signing.verify_model_dir` on the staging directory (every digest, no missing and no
+   extra file);
+5. write the marker ``.modelhub-verified`` into the staging directory and rename it to ``DEST/model`` in one
+   step, so a verified model and its marker appear together or not at all.
+
+On any failure the staging directory is removed and no ``DEST/model`` is left behind. Running again on a DEST
+that already holds a verified copy of the same digest re-checks the files in place (no download) and rewrites
+the marker; if that check fails, the copy is thrown away and fetched again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from modelhub.adapters import stores
+from modelhub.domain import signing
+
+__all__ = [
+    "LOCK_NAME",
+    "MARKER_NAME",
+    "MODEL_DIR_NAME",
+    "LoadError",
+    "LoadResult",
+    "invalidate",
+    "load_model",
+    "planned_files",
+    "read_marker",
+    "read_trusted_keys",
+]
+
+MODEL_DIR_NAME = "model"
+MARKER_NAME = ".modelhub-verified"
+LOCK_NAME = ".modelhub.lock"
+STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".old-"
+MARKER_TMP_PREFIX = ".marker-"
+DEFAULT_WORKERS = 8
+DEFAULT_RETRIES = 2
+MAX_KEY_BYTES = 64 * 1024
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PROGRESS_EVERY = 5.0  # seconds between progress lines during a long download
+
+Log = Callable[[str], None]
+T = TypeVar("T")
+
+
+class LoadError(Exception):
+    """The load failed; ``reason`` is CamelCase, ``message`` names the file or URI at fault."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    model_dir: Path
+    digest: str
+    key_name: str
+    key_fingerprint: str
+    files: int
+    bytes: int
+    seconds: float
+    reused: bool  # True when an existing verified copy was re-checked in place instead of downloaded
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_KEY_BYTES + 1)
+    except OSError as exc:
+        raise LoadError("InvalidKey", f"cannot read public key {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_KEY_BYTES:
+        raise LoadError("InvalidKey", f"{path} is too large to be a public key")
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise LoadError("InvalidKey", f"{path} is not a PEM public key: {exc}") from None
+    return data
+
+
+def read_trusted_keys(
+    public_key_files: Iterable[str | os.PathLike[str]] = (), keys_dir: str | os.PathLike[str] | None = None
+) -> dict[str, bytes]:
+    """Trusted keys by name (the file name). In `keys_dir` every regular file is a PEM public key; hidden
+    entries are skipped (a mounted ConfigMap keeps its real files under ``..data``)."""
+    keys: dict[str, bytes] = {}
+
+    def add(path: Path) -> None:
+        if path.name in keys:
+            raise LoadError("InvalidKey", f"two trusted keys are named {path.name!r}")
+        keys[path.name] = _read_key(path)
+
+    for f in public_key_files:
+        add(Path(f))
+    if keys_dir is not None:
+        root = Path(keys_dir)
+        try:
+            entries = sorted(os.scandir(root), key=lambda e: e.name)
+        except OSError as exc:
+            raise LoadError(
+                "InvalidKey", f"cannot list keys directory {root}: {exc.strerror or exc}"
+            ) from None
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file():  # is_file follows the ConfigMap symlinks
+                continue
+            add(Path(entry.path))
+    if not keys:
+        raise LoadError("NoTrustedKeys", "no trusted public key given (--public-key or --keys-dir)")
+    return keys
+
+
+# -------------------------------------------------------------------------------------------- manifest
+
+
+def planned_files(verified: signing.VerifiedSignature) -> list[tuple[str, int | None]]:
+    """The distinct file paths of the signed manifest, in manifest order, each with its size when the
+    manifest implies it (a sharded manifest covers every file up to its end; a per-file one says nothing)."""
+    known = getattr(verified, "file_sizes", None)  # the signing module works this out already
+    sizes: dict[str, int | None] = dict(known) if known else {}
+    if not sizes:
+        for res in verified.resources:
+            if verified.serialization == "shards":
+                path, _start, end = _split_shard(res.name)
+                previous = sizes.get(path)
+                sizes[path] = end if previous is None else max(previous, end)
+            elif res.name in sizes:
+                raise LoadError(
+                    "MalformedBundle", f"file {res.name!r} is listed twice in the signed manifest"
+                )
+            else:
+                sizes[res.name] = None
+    for path in sizes:  # verify_bundle refuses these already; a loader that writes files checks again
+        try:
+            stores.check_relative_name(path)
+        except stores.StoreError as exc:
+            raise LoadError("UnsafePath", f"signed manifest: {exc.message}") from None
+    return list(sizes.items())
+
+
+def _split_shard(name: str) -> tuple[str, int, int]:
+    """A shard resource is named ``path:start:end`` (the path itself may contain colons)."""
+    try:
+        path, start, end = name.rsplit(":", 2)
+        s, e = int(start), int(end)
+    except ValueError:
+        raise LoadError("MalformedBundle", f"shard name {name!r} is not path:start:end") from None
+    if not path or s < 0 or e < s:
+        raise LoadError("MalformedBundle", f"shard name {name!r} is not path:start:end")
+    return path, s, e
+
+
+# ---------------------------------------------------------------------------------------------- marker
+
+
+def read_marker(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The marker of a verified copy, or None when there is none (or it is unreadable)."""
+    path = Path(model_dir) / MARKER_NAME
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _marker_body(
+    verified: signing.VerifiedSignature, uri: str, files: list[tuple[str, int | None]], total_bytes: int
+) -> bytes:
+    body = {
+        "digest": verified.subject_digest,
+        "keyName": verified.key_name,
+        "keyFingerprint": verified.key_fingerprint,
+        "hashAlgorithm": verified.hash_algorithm,
+        "serialization": verified.serialization,
+        "files": len(files),
+        "bytes": total_bytes,
+        "paths": [path for path, _ in files],
+        "uri": stores.redact(uri),
+        "verifiedAt": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return (json.dumps(body, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _write_marker(dest: Path, model_dir: Path, body: bytes) -> None:
+    """Write the marker atomically (temp file in DEST, then rename into the model directory)."""
+    fd, tmp = tempfile.mkstemp(prefix=MARKER_TMP_PREFIX, dir=dest)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, model_dir / MARKER_NAME)
+    except BaseException:
+        stores.remove_quietly(tmp)
+        raise
+
+
+# ------------------------------------------------------------------------------------------------ load
+
+
+def _stderr_log(line: str) -> None:
+    import sys
+
+    print(f"load: {line}", file=sys.stderr, flush=True)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _locked(dest: Path) -> Iterator[None]:
+    """One loader per DEST at a time (a restarted init container may overlap with a dying one)."""
+    fd = os.open(dest / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _clean_leftovers(dest: Path) -> None:
+    """Remove what an interrupted earlier run may have left: staging trees, trash, marker temp files."""
+    for entry in dest.iterdir():
+        if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX, MARKER_TMP_PREFIX)):
+            stores.remove_quietly(entry)
+
+
+def _discard(dest: Path, model_dir: Path) -> None:
+    """Make an existing DEST/model disappear at once (rename), then delete it."""
+    if not (model_dir.exists() or model_dir.is_symlink()):
+        return
+    trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=dest))
+    os.rename(model_dir, trash / MODEL_DIR_NAME)
+    stores.remove_quietly(trash)
+
+
+def invalidate(dest: str | os.PathLike[str]) -> None:
+    """Remove DEST/model (and any leftovers) so that nothing in DEST looks verified."""
+    dest_dir = Path(dest)
+    if not dest_dir.is_dir():
+        return
+    with _locked(dest_dir):
+        _discard(dest_dir, dest_dir / MODEL_DIR_NAME)
+        _clean_leftovers(dest_dir)
+
+
+def load_model(
+    *,
+    uri: str,
+    digest: str,
+    dest: str | os.PathLike[str],
+    trusted_keys: Mapping[str, bytes],
+    signature_uri: str | None = None,
+    signature_bytes: bytes | None = None,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = stores.DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    log: Log | None = _stderr_log,
+) -> LoadResult:
+    """Fetch and verify the artifact at `uri` into ``dest/model``; raise :class:`LoadError` on any failure.
+
+    The bundle comes from `signature_bytes` if given, else from `signature_uri`, else from ``model.sig``
+    beside the artifact. `digest` is the pinned subject digest (``sha256:<hex>``). Fail closed: whatever goes
+    wrong, DEST is left without a ``model`` directory (a copy from an earlier run included) and without any
+    staging directory.
+    """
+    dest_dir = Path(dest)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LoadError("WriteFailed", f"cannot create {dest_dir}: {exc.strerror or exc}") from None
+    with _locked(dest_dir):
+        try:
+            _clean_leftovers(dest_dir)
+            return _load_locked(
+                uri=uri,
+                pinned=digest,
+                dest_dir=dest_dir,
+                trusted_keys=trusted_keys,
+                signature_uri=signature_uri,
+                signature_bytes=signature_bytes,
+                workers=workers,
+                timeout=timeout,
+                retries=retries,
+                say=log or (lambda _line: None),
+            )
+        except BaseException:
+            _discard(dest_dir, dest_dir / MODEL_DIR_NAME)
+            _clean_leftovers(dest_dir)
+            raise
+
+
+def _load_locked(
+    *,
+    uri: str,
+    pinned: str,
+    dest_dir: Path,
+    trusted_keys: Mapping[str, bytes],
+    signature_uri: str | None,
+    signature_bytes: bytes | None,
+    workers: int,
+    timeout: float,
+    retries: int,
+    say: Log,
+) -> LoadResult:
+    started = time.monotonic()
+    model_dir = dest_dir / MODEL_DIR_NAME
+
+    # 0. Arguments.
+    digest = pinned.strip().lower()
+    if not _DIGEST_RE.match(digest):
+        raise LoadError("InvalidDigest", f"the pinned digest must be sha256:<64 hex digits>, got {pinned!r}")
+    if workers < 1:
+        raise LoadError("InvalidArgument", "workers must be at least 1")
+    if signature_bytes is not None and signature_uri is not None:
+        raise LoadError("InvalidArgument", "give a signature URI or the signature bytes, not both")
+    try:
+        stores.parse(uri)
+        if signature_bytes is None:
+            signature_uri = signature_uri or stores.default_signature_uri(uri)
+            stores.parse(signature_uri)
+    except stores.StoreError as exc:
+        raise LoadError(exc.reason, exc.message) from None
+
+    # 1-2. The bundle, its signature by a trusted key, and the pinned digest.
+    if signature_bytes is None:
+        assert signature_uri is not None
+        where = stores.redact(signature_uri)
+        bundle_uri = signature_uri
+        try:
+            signature_bytes = _retrying(lambda: stores.fetch_bytes(bundle_uri, timeout=timeout), retries)
+        except stores.StoreError as exc:
+            raise LoadError(exc.reason, f"signature bundle: {exc.message}") from None
+    else:
+        where = "given as a file"
+    try:
+        verified = signing.verify_bundle(signature_bytes, trusted_keys)
+    except signing.SignatureError as exc:
+        raise LoadError(exc.reason, f"{exc.message} (bundle {where})") from None
+    if verified.subject_digest.lower() != digest:
+        raise LoadError(
+            "DigestMismatch",
+            f"the bundle {where} signs {verified.subject_digest}, but the pinned digest is {digest}",
+        )
+    files = planned_files(verified)
+    say(
+        f"signature OK: {verified.subject_digest} signed by key {verified.key_name!r} "
+        f"({verified.key_fingerprint}), {len(files)} files ({verified.serialization}, {verified.hash_algorithm})"
+    )
+
+    def result(total: int, reused: bool) -> LoadResult:
+        return LoadResult(
+            model_dir=model_dir,
+            digest=verified.subject_digest,
+            key_name=verified.key_name,
+            key_fingerprint=verified.key_fingerprint,
+            files=len(files),
+            bytes=total,
+            seconds=time.monotonic() - started,
+            reused=reused,
+        )
+
+    # Cheap path: a verified copy of the same digest is already there; re-check it in place.
+    marker = read_marker(model_dir)
+    if marker is not None and str(marker.get("digest", "")).lower() == digest and not model_dir.is_symlink():
+        t0 = time.monotonic()
+        try:
+            (model_dir / MARKER_NAME).unlink()  # while re-checking, the copy must not look verified
+            signing.verify_model_dir(model_dir, verified, workers=workers)
+            total = sum(model_dir.joinpath(*path.split("/")).stat().st_size for path, _ in files)
+        except signing.SignatureError as exc:
+            say(f"the copy in {model_dir} failed verification ({exc.reason}: {exc.message}); fetching again")
+        except OSError as exc:
+            say(f"the copy in {model_dir} is unusable ({exc}); fetching again")
+        else:
+            _write_marker(dest_dir, model_dir, _marker_body(verified, uri, files, total))
+            say(f"re-verified {len(files)} files ({_human(total)}) in place in {time.monotonic() - t0:.2f}s")
+            return result(total, reused=True)
+
+    # Whatever is at DEST/model is not (or no longer) what we were asked for: it goes before anything else.
+    _discard(dest_dir, model_dir)
+
+    # 3-5. Fetch into staging, verify there, then marker and rename in one step.
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest_dir))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700; the serving container may run as another user
+        t0 = time.monotonic()
+        total = _fetch_all(
+            uri,
+            staging,
+            files,
+            workers=workers,
+            timeout=timeout,
+            retries=retries,
+            follow_symlinks=verified.allow_symlinks,
+            say=say,
+        )
+        t1 = time.monotonic()
+        say(f"fetched {len(files)} files, {_human(total)} in {t1 - t0:.2f}s")
+        try:
+            signing.verify_model_dir(staging, verified, workers=workers)
+        except signing.SignatureError as exc:
+            raise LoadError(exc.reason, exc.message) from None
+        say(f"verified {len(files)} files in {time.monotonic() - t1:.2f}s")
+        _write_marker(dest_dir, staging, _marker_body(verified, uri, files, total))
+        os.rename(staging, model_dir)
+    except BaseException:
+        stores.remove_quietly(staging)
+        raise
+    return result(total, reused=False)
+
+
+def _retrying(fn: Callable[[], T], retries: int, stop: threading.Event | None = None) -> T:
+    """Call `fn`, again up to `retries` times (0.5 s, 1 s, 2 s... apart) while it fails with a transient
+    StoreError (Unreachable) and `stop` is not set."""
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except stores.StoreError as exc:
+            attempt += 1
+            if not exc.retryable or attempt > retries or (stop is not None and stop.is_set()):
+                raise
+        time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+
+
+def _fetch_all(
+    uri: str,
+    staging: Path,
+    files: list[tuple[str, int | None]],
+    *,
+    workers: int,
+    timeout: float,
+    retries: int,
+    follow_symlinks: bool,
+    say: Log,
+) -> int:
+    """Download every file into `staging` with at most `workers` transfers at once; the first failure stops
+    the rest (queued transfers are cancelled, running ones are told not to retry)."""
+    for path, _ in files:  # directories first, sequentially (no races, no surprises)
+        parent = staging.joinpath(*path.split("/")).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoadError(
+                "UnsafePath", f"{path}: cannot create its directory: {exc.strerror or exc}"
+            ) from None
+    say(
+        f"fetching {len(files)} files from {stores.redact(uri)} with {min(workers, max(1, len(files)))} workers"
+    )
+
+    stop = threading.Event()
+
+    def one(path: str, size: int | None) -> int:
+        source = stores.join(uri, path)
+        target = staging.joinpath(*path.split("/"))
+        try:
+            return _retrying(
+                lambda: stores.fetch_to_file(
+                    source, target, expected_size=size, follow_symlinks=follow_symlinks, timeout=timeout
+                ),
+                retries,
+                stop,
+            )
+        except stores.StoreError as exc:
+            # A signed file the store does not have is the signing module's MissingFile.
+            why = "MissingFile" if exc.reason == "NotFound" else exc.reason
+            raise LoadError(why, f"{path}: {exc.message}") from None
+
+    total = done = 0
+    last = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(files))), thread_name_prefix="fetch") as pool:
+        pending: set[Future[int]] = {pool.submit(one, path, size) for path, size in files}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=_PROGRESS_EVERY, return_when=FIRST_EXCEPTION)
+                for fut in finished:
+                    failure = fut.exception()
+                    if failure is not None:
+                        raise failure
+                    total += fut.result()
+                    done += 1
+                now = time.monotonic()
+                if pending and now - last >= _PROGRESS_EVERY:
+                    say(f"... {done}/{len(files)} files, {_human(total)}")
+                    last = now
+        except BaseException:
+            stop.set()
+            for fut in pending:
+                fut.cancel()
+            raise
+    return total
