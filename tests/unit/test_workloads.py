@@ -141,6 +141,7 @@ def test_deployment_metadata_and_owner():
         "modelhub.dev/model": "sentiment",
         "modelhub.dev/version": "1.0.0_build.5",
         "modelhub.dev/role": "stable",
+        "modelhub.dev/serves-artifact": "true",
     }
     assert meta["annotations"] == {ANN_DIGEST: DIGEST, ANN_VERSION_NAME: "sentiment-1-0-0"}
     assert meta["ownerReferences"] == [

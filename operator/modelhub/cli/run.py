@@ -19,10 +19,9 @@ def _run(args: argparse.Namespace) -> int:
 
     import modelhub.handlers.operator  # noqa: F401 - registers the handlers
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     kopf.configure(verbose=args.verbose)
+    logging.getLogger("modelhub").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # one line per watch event is noise at this scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness or None))
     return 0

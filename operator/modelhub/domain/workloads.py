@@ -125,6 +125,8 @@ def deployment_labels(model_name: str, version_name: str, version: str, role: st
         LABEL_MODEL: sanitize_label_value(model_name),
         LABEL_VERSION: sanitize_label_value(version),
         LABEL_ROLE: role,
+        # The selector label that revocation uses to find every workload declaring the artifact it serves.
+        LABEL_SERVES: "true",
     }
 
 

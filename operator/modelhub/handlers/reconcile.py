@@ -163,10 +163,14 @@ async def dispatch(key: Key) -> float | None:
 
 
 async def patch_status_if_changed(kind: str, obj: dict[str, Any], status: dict[str, Any]) -> None:
-    if status == (obj.get("status") or {}):
+    old = obj.get("status") or {}
+    status = {k: v for k, v in status.items() if v is not None}
+    if status == old:
         return
     m = meta(obj)
-    await kube_call(STATE.kube.patch_status, kind, m.get("namespace"), m["name"], status)
+    # A merge patch keeps keys it does not mention: name the dropped ones with null to remove them.
+    patch = {**{k: None for k in old if k not in status}, **status}
+    await kube_call(STATE.kube.patch_status, kind, m.get("namespace"), m["name"], patch)
     # Keep the cache ahead of the watch, so the next reconcile does not redo the same transition.
     STATE.cache.put(kind, {**obj, "status": status})
 
