@@ -9,7 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${MODELHUB_CACHE:-$HOME/.cache/modelhub}
 bin="$cache/bin"
 name=${MODELHUB_CLUSTER_NAME:-modelhub}
-state="$cache/cluster"
+# The default cluster keeps its kubeconfig at $cache/cluster/kubeconfig; others (MODELHUB_CLUSTER_NAME) beside it.
+if [ "$name" = modelhub ]; then state="$cache/cluster"; else state="$cache/cluster-$name"; fi
 kubeconfig="$state/kubeconfig"
 backend=${CLUSTER:-kwok}
 kubectl="$bin/kubectl-$KUBERNETES_VERSION"

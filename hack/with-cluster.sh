@@ -15,7 +15,7 @@ else
     "$here/cluster.sh" up || exit 1
     started=1
   fi
-  export KUBECONFIG="$cache/cluster/kubeconfig"
+  export KUBECONFIG=$("$here/cluster.sh" env | sed -n 's/^export KUBECONFIG=//p')
 fi
 "$@"
 rc=$?
