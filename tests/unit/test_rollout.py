@@ -258,14 +258,21 @@ def test_rollback_is_setting_stable_to_an_older_version():
 
 
 # --- plan_rollout: degraded -------------------------------------------------------------------------------
-def test_revoked_stable_with_rollback_falls_back_to_the_newest_eligible_older_version():
+def test_fallback_takes_a_newer_eligible_version_when_it_is_the_newest():
+    versions = [mv("1.0.0"), mv("1.2.0", revoked=True), mv("1.3.0")]
+    plan = plan_rollout(model("1.2.0", status=served("1.2.0")), versions, T1)
+    assert plan.stable_version == "1.3.0"
+    assert ready(plan)["reason"] == "FellBack"
+
+
+def test_revoked_stable_with_rollback_falls_back_to_the_newest_eligible_version():
     versions = [
         mv("0.9.0"),
         mv("1.0.0"),
         mv("1.1.0", verified=False),  # not eligible
         mv("1.2.0-rc.1", revoked=True),  # not eligible
         mv("1.2.0", revoked=True),
-        mv("1.3.0"),  # eligible but newer: a rollback never rolls forward
+        mv("1.3.0", approved=False),  # newer but not eligible
     ]
     m = model(
         "1.2.0",
@@ -290,7 +297,7 @@ def test_revoked_stable_with_rollback_falls_back_to_the_newest_eligible_older_ve
 
 
 def test_revoked_stable_with_rollback_and_nothing_eligible_serves_nothing():
-    versions = [mv("1.0.0", approved=False), mv("1.2.0", revoked=True), mv("1.3.0")]
+    versions = [mv("1.0.0", approved=False), mv("1.2.0", revoked=True), mv("1.3.0", verified=False)]
     plan = plan_rollout(model("1.2.0", status=served("1.2.0")), versions, T1)
     assert plan.workloads == ()
     assert plan.stable_version is None

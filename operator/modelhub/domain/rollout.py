@@ -5,9 +5,9 @@ The Model promotes versions by SemVer (``spec.promotion.stable`` and ``spec.prom
 version is served only while it is *eligible*: signature verified, approved when the Model requires approval, not
 revoked. When a promoted version is not eligible the plan degrades safely:
 
-- the stable is revoked and ``onRevocation: rollback`` (the default): serve the newest eligible version *older*
-  than the revoked one (``FellBack``); if there is none, serve nothing (``NoEligibleVersion``). Rolling back
-  never rolls *forward* to a newer version that nobody promoted.
+- the stable is revoked and ``onRevocation: rollback`` (the default): serve the newest eligible version
+  (``FellBack``), as DESIGN.md and the revocation issue define it: verified, approved, not revoked — whether
+  older or newer than the revoked one; if there is none, serve nothing (``NoEligibleVersion``).
 - the stable is revoked and ``onRevocation: none``: serve nothing (``Revoked``).
 - the stable is not verified, not approved, missing, or being deleted: keep serving the previously served stable
   (``status.stableVersion``) if that one is still eligible, otherwise nothing; the reason is on ``Ready``.
@@ -227,13 +227,12 @@ def _compare(a: _Candidate, b: _Candidate) -> int:
 
 
 def _fallback(model: dict[str, Any], mine: list[dict[str, Any]], revoked: str) -> dict[str, Any] | None:
-    """The newest eligible version of this model older (by SemVer precedence) than ``revoked``."""
-    limit = _parse(revoked)
+    """The newest (by SemVer precedence) eligible version of this model other than ``revoked``."""
     candidates: list[_Candidate] = []
     for v in mine:
         text = _spec(v).get("version")
         parsed = _parse(text)
-        if parsed is None or text == revoked or (limit is not None and parsed.compare(limit) >= 0):
+        if parsed is None or text == revoked:
             continue
         if eligible(model, v)[0]:
             candidates.append((parsed, str(text), str(_meta(v).get("name")), v))
@@ -308,12 +307,12 @@ def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str
                 stable_issue = (
                     FELL_BACK,
                     f"stable {stable_wanted} is revoked; fell back to {_label(stable_mv)}, the newest eligible "
-                    f"older version ({message})",
+                    f"version ({message})",
                 )
             else:
                 stable_issue = (
                     NO_ELIGIBLE_VERSION,
-                    f"stable {stable_wanted} is revoked and no older version of model {model_name} is verified, "
+                    f"stable {stable_wanted} is revoked and no other version of model {model_name} is verified, "
                     f"approved and unrevoked: serving nothing ({message})",
                 )
         elif reason == REVOKED:
