@@ -65,3 +65,31 @@ def test_affected_list_is_sorted_and_capped() -> None:
     facts = [VersionFacts("ns", f"v{i:03d}", "m", "1.0.0", D1) for i in range(150)]
     out = affected_list(reversed(facts))
     assert len(out) == 100 and out[0]["name"] == "v000"
+
+
+def test_teardown_counts_survive_a_crash_without_double_counting() -> None:
+    import datetime as dt
+
+    from modelhub.domain.revocation import enforcement_status, tearing_down_status
+
+    t0 = dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.UTC)
+    first = tearing_down_status({}, generation=1, targets=50, now=t0)
+    assert first["workloadsTornDown"] == 50
+    # Crash after some deletes; the resumed run finds 20 left, which were already counted.
+    resumed = tearing_down_status(first, generation=1, targets=20, now=t0)
+    assert resumed["workloadsTornDown"] == 50
+    facts = [VersionFacts("ns", f"v{i}", "m", "1.0.0", D1) for i in range(50)]
+    done, seconds = enforcement_status(resumed, generation=1, matched=facts, remaining=0,
+                                       created="2026-01-01T00:00:00Z", now=t0 + dt.timedelta(seconds=1.5))
+    assert seconds == 1.5 and done["enforcementSeconds"] == 1.5
+    assert done["matchedVersions"] == 50 and done["affectedTotal"] == 50 and len(done["affected"]) == 50
+    assert [c["status"] for c in done["conditions"]] == ["True"]
+    # A later pass (a new third-party workload deleted) keeps the measured time.
+    again = tearing_down_status(done, generation=1, targets=1, now=t0)
+    assert again["workloadsTornDown"] == 51
+    final, seconds = enforcement_status(again, generation=1, matched=facts, remaining=0,
+                                        created="2026-01-01T00:00:00Z", now=t0 + dt.timedelta(seconds=9))
+    assert seconds is None and final["enforcementSeconds"] == 1.5
+    still, _ = enforcement_status(again, generation=1, matched=facts, remaining=3,
+                                  created="2026-01-01T00:00:00Z", now=t0)
+    assert still["conditions"][0]["reason"] == "TearingDown"

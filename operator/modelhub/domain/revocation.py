@@ -7,11 +7,13 @@ the versions of the named model.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelhub.api.conditions import set_condition
 from modelhub.api.semver import InvalidVersion, matches_range
 
 VersionKey = tuple[str, str]  # (namespace, ModelVersion name)
@@ -158,3 +160,68 @@ def affected_list(facts: Iterable[VersionFacts]) -> list[dict[str, str]]:
     return [{"namespace": f.namespace, "name": f.name, "model": f.model, "version": f.version} for f in ordered][
         :AFFECTED_CAP
     ]
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def is_enforced(status: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Enforced" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def tearing_down_status(
+    old: Mapping[str, Any], *, generation: int | None, targets: int, now: dt.datetime
+) -> dict[str, Any]:
+    """The status written as teardown starts, so a crash mid-way neither loses nor double-counts the workloads.
+
+    A run that resumes an interrupted teardown (Enforced=False/TearingDown) has already counted its targets.
+    """
+    cond = next((c for c in old.get("conditions") or [] if c.get("type") == "Enforced"), {})
+    resumed = cond.get("status") == "False" and cond.get("reason") == "TearingDown"
+    torn = int(old.get("workloadsTornDown") or 0) + (0 if resumed else targets)
+    return {
+        **old,
+        "observedGeneration": generation,
+        "workloadsTornDown": torn,
+        "conditions": set_condition(
+            old.get("conditions"), "Enforced", "False", "TearingDown", f"deleting {targets} workloads", generation, now
+        ),
+    }
+
+
+def enforcement_status(
+    old: Mapping[str, Any],
+    *,
+    generation: int | None,
+    matched: list[VersionFacts],
+    remaining: int,
+    created: str,
+    now: dt.datetime,
+) -> tuple[dict[str, Any], float | None]:
+    """The Revocation's status after a teardown pass, and the enforcement seconds when it just completed.
+
+    `enforcementSeconds` runs from the Revocation's creation to the pass that found no matching workload left;
+    it is measured once and kept (a later pass that deletes a newly appeared workload does not restart it).
+    """
+    status = dict(old)
+    status["observedGeneration"] = generation
+    status["matchedVersions"] = len(matched)
+    status["workloadsTornDown"] = int(old.get("workloadsTornDown") or 0)
+    status["affected"] = affected_list(matched)
+    status["affectedTotal"] = len(matched)
+    just_completed = None
+    if remaining:
+        status["conditions"] = set_condition(
+            old.get("conditions"), "Enforced", "False", "TearingDown", f"{remaining} workloads remain", generation, now
+        )
+        return status, None
+    if not (old.get("enforcedAt") and is_enforced(old)) and "enforcementSeconds" not in old:
+        just_completed = max(0.0, (now - _parse_time(created)).total_seconds())
+        status["enforcedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        status["enforcementSeconds"] = round(just_completed, 3)
+    status["conditions"] = set_condition(
+        old.get("conditions"), "Enforced", "True", "Enforced",
+        f"{len(matched)} versions revoked; {status['workloadsTornDown']} workloads torn down", generation, now,
+    )
+    return status, just_completed

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from modelhub.adapters import metrics, stores
+from modelhub.adapters import failpoints, metrics, stores
 from modelhub.adapters.trust import BundleNotFound, load_bundle, load_keyring
 from modelhub.api import types as api
 from modelhub.api.conditions import set_condition
@@ -283,6 +283,8 @@ async def reconcile_version(namespace: str, name: str) -> float | None:
         revoked=revoked, workload=workload, promoted=workload.deployment is not None,
     )
     old_conditions = (obj.get("status") or {}).get("conditions")
+    if revoked:
+        failpoints.hit("version.before-revoked-status")
     await patch_status_if_changed("ModelVersion", obj, status)
     STATE.index.upsert(rdomain.VersionFacts.from_object({**obj, "status": status}))
     await emit(obj, vdomain.transitions(old_conditions, status["conditions"]), "Reconcile")
@@ -414,6 +416,7 @@ async def teardown(workloads: list[tuple[str, str]]) -> int:
     async def one(ns: str, name: str) -> bool:
         async with sem:
             gone = await kube_call(STATE.kube.delete_deployment, ns, name)
+            failpoints.hit("revocation.mid-delete")
             STATE.cache.drop("Deployment", ns, name)
             STATE.applied_generation.pop((ns, name), None)
             return bool(gone)
@@ -427,48 +430,34 @@ async def reconcile_revocation(_: str, name: str) -> float | None:
     if rev is None or meta(rev).get("deletionTimestamp"):
         return None
     started = time.monotonic()
-    match = (rev.get("spec") or {}).get("match") or {}
-    matched = STATE.index.match(match)
+    gen = meta(rev).get("generation")
+    matched = STATE.index.match((rev.get("spec") or {}).get("match") or {})
     digests = revoked_digests(rev)
     targets = workloads_serving(digests)
-    old = rev.get("status") or {}
-    deleted = await teardown(targets)
-    metrics.TORN_DOWN.inc(deleted)
+    deleted = 0
+    if targets:
+        # Record the teardown as it starts (in parallel with the deletes, which are what users wait for).
+        intent = rdomain.tearing_down_status(rev.get("status") or {}, generation=gen, targets=len(targets),
+                                             now=dt.datetime.now(dt.UTC))
+        failpoints.hit("revocation.before-delete")
+        _, deleted = await asyncio.gather(patch_status_if_changed("Revocation", rev, intent), teardown(targets))
+        metrics.TORN_DOWN.inc(deleted)
+        rev = STATE.cache.get("Revocation", "", name) or rev
+        failpoints.hit("revocation.after-delete")
+    remaining = workloads_serving(digests)
+    status, seconds = rdomain.enforcement_status(
+        rev.get("status") or {}, generation=gen, matched=[STATE.index.facts[k] for k in matched],
+        remaining=len(remaining), created=meta(rev)["creationTimestamp"], now=dt.datetime.now(dt.UTC),
+    )
+    if seconds is not None:
+        metrics.ENFORCEMENT_SECONDS.observe(seconds)
+    await patch_status_if_changed("Revocation", rev, status)
+    failpoints.hit("revocation.after-status")
     # Versions: mark them Revoked; Models: fall back. (Their reconcilers refuse the revoked versions.)
-    models = set()
     for ns, mv in matched:
         STATE.enqueue("ModelVersion", ns, mv)
-        models.add((ns, STATE.index.facts[(ns, mv)].model))
-    for ns, model in models:
+    for ns, model in {(ns, STATE.index.facts[(ns, mv)].model) for ns, mv in matched}:
         STATE.enqueue("Model", ns, model)
-    remaining = workloads_serving(digests)
-    now = dt.datetime.now(dt.UTC)
-    gen = meta(rev).get("generation")
-    created = dt.datetime.strptime(meta(rev)["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    status = dict(old)
-    status["observedGeneration"] = gen
-    status["matchedVersions"] = len(matched)
-    status["workloadsTornDown"] = int(old.get("workloadsTornDown") or 0) + deleted
-    status["affected"] = rdomain.affected_list(STATE.index.facts[k] for k in matched)
-    status["affectedTotal"] = len(matched)
-    if remaining:
-        status["conditions"] = set_condition(
-            old.get("conditions"), "Enforced", "False", "TearingDown", f"{len(remaining)} workloads remain", gen, now
-        )
-    else:
-        already = old.get("enforcedAt") and any(
-            c.get("type") == "Enforced" and c.get("status") == "True" for c in old.get("conditions") or []
-        )
-        if not already:
-            seconds = max(0.0, (now - created).total_seconds())
-            status["enforcedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-            status["enforcementSeconds"] = round(seconds, 3)
-            metrics.ENFORCEMENT_SECONDS.observe(seconds)
-        status["conditions"] = set_condition(
-            old.get("conditions"), "Enforced", "True", "Enforced",
-            f"{len(matched)} versions revoked; {status['workloadsTornDown']} workloads torn down", gen, now,
-        )
-    await patch_status_if_changed("Revocation", rev, status)
     if deleted:
         await emit(rev, [("Warning", "TornDown", f"deleted {deleted} workloads serving revoked artifacts")], "Enforce")
     log.info("Revocation %s: %d versions, %d workloads deleted in %.3fs", name, len(matched), deleted,
