@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from typing import Any
 
 import kubernetes
@@ -207,7 +208,7 @@ class Kube:
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name', 'obj')}.", "namespace": ns},
+            "metadata": {"name": f"{meta.get('name', 'obj')}.{uuid.uuid4().hex[:16]}", "namespace": ns},
             "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "reportingController": f"{GROUP}/operator",
             "reportingInstance": os.environ.get("HOSTNAME", COMPONENT),
@@ -225,6 +226,6 @@ class Kube:
             },
         }
         try:
-            self.events.create_namespaced_event(ns, body)
+            self.request("POST", f"/apis/events.k8s.io/v1/namespaces/{ns}/events", body=body)
         except Exception as exc:  # noqa: BLE001 - an event is best effort
-            log.debug("event not recorded: %s", exc)
+            log.warning("event %s on %s/%s not recorded: %s", reason, ns, meta.get("name"), exc)
