@@ -38,34 +38,50 @@ def crds(cluster: str) -> None:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
 
 
-@pytest.fixture(scope="session")
-def operator(crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The operator as a real process (skip starting one when MODELHUB_OPERATOR=external)."""
+def start_operator(log_path: Path, **env: str) -> subprocess.Popen[bytes]:
+    """The operator as a real process, logging to `log_path`; returns once it has started."""
+    mark = b"modelhub operator started"
+    seen = log_path.read_bytes().count(mark) if log_path.exists() else 0
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelhub", "run", "--liveness", ""],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **env},
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
+        if log_path.read_bytes().count(mark) >= seen + 1:
+            return proc
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"operator did not start in 60s: {log_path.read_text()[-3000:]}")
+
+
+def stop_operator(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def operator(crds: None, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The operator as a real process for one test module (MODELHUB_OPERATOR=external: one you run yourself)."""
     if os.environ.get("MODELHUB_OPERATOR") == "external":
         yield Path("/dev/null")
         return
-    log_dir = Path(os.environ.get("MODELHUB_LOG_DIR", tmp_path_factory.mktemp("operator")))
-    log_path = log_dir / "operator.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelhub", "run", "--liveness", ""],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )
+    log_dir = Path(os.environ.get("MODELHUB_LOG_DIR") or tmp_path_factory.mktemp("operator"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"operator-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    proc = start_operator(log_path)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
-            if b"modelhub operator started" in log_path.read_bytes():
-                break
-            time.sleep(0.2)
         yield log_path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_operator(proc)
         print(f"\noperator log: {log_path}")
 
 
