@@ -181,9 +181,11 @@ class Kube:
 
     def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
         """Delete a Deployment and (in the background) its pods; False when it was already gone."""
-        body = kubernetes.client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=grace_seconds)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = grace_seconds
         try:
-            self.apps.delete_namespaced_deployment(name, namespace, body=body)
+            self.request("DELETE", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", body=body)
         except ApiException as exc:
             if exc.status == 404:
                 return False

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelhub.adapters import stores
 from modelhub.adapters.kube import Kube
+from modelhub.domain.signing import Reason, SignatureError, key_fingerprint
 
 
 @dataclass
@@ -15,7 +16,20 @@ class Keyring:
     problems: list[str] = field(default_factory=list)  # missing ConfigMaps or keys, said for humans
 
 
+def _unusable(pem: bytes) -> str | None:
+    """Why a keyring entry cannot be a trusted key (None: it is a usable public key)."""
+    try:
+        key_fingerprint(pem)
+    except SignatureError as exc:
+        if exc.reason == Reason.INVALID_KEY:
+            return "is not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+        return f"is unusable: {exc.message}"
+    return None
+
+
 def load_keyring(kube: Kube, namespace: str, trust: dict[str, Any]) -> Keyring:
+    """The trusted keys of a Model. Entries that are not usable public keys are left out and named in
+    `problems`, so one stray entry (a README, a typo) does not make every other key of the ConfigMap useless."""
     ring = Keyring()
     for entry in trust.get("keys") or []:
         cm_name, only = entry.get("name"), entry.get("key")
@@ -23,14 +37,22 @@ def load_keyring(kube: Kube, namespace: str, trust: dict[str, Any]) -> Keyring:
         if cm is None:
             ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} not found")
             continue
-        data = cm["data"]
+        data = cm.get("data") or {}
         if only:
             if only not in data:
                 ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} has no key {only!r}")
                 continue
-            ring.keys[f"{cm_name}/{only}"] = data[only].encode()
+            entries = [(only, data[only])]
+        elif not data:
+            ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} holds no keys")
+            continue
         else:
-            for k, v in sorted(data.items()):
+            entries = sorted(data.items())
+        for k, v in entries:
+            why = _unusable(v.encode())
+            if why:
+                ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} key {k!r} {why}")
+            else:
                 ring.keys[f"{cm_name}/{k}"] = v.encode()
     return ring
 

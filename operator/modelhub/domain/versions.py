@@ -48,7 +48,8 @@ def check_pinned_digest(verified_digest: str, pinned: str) -> Verification | Non
         False,
         "DigestMismatch",
         f"the signature is valid but covers {verified_digest}, not the pinned spec.artifact.digest {pinned}; "
-        "pin the digest that `modelhub digest MODEL_DIR` prints, or sign the intended artifact",
+        "pin the digest that `modelhub digest --signature MODEL_DIR/model.sig MODEL_DIR` prints (the bundle left "
+        "out, as the signer left it out), or sign the intended artifact",
     )
 
 

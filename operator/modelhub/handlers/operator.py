@@ -103,25 +103,25 @@ def _record(kind: str, event_type: str | None, body: kopf.Body) -> dict[str, Any
 
 
 @kopf.on.event(GROUP, VERSION, "revocations")
-def revocation_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
+async def revocation_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
     reconcile.on_revocation_event(type, _record("Revocation", type, body))
 
 
 @kopf.on.event(GROUP, VERSION, "models")
-def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+async def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
     reconcile.on_model_event(type, _record("Model", type, body))
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-def modelversion_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+async def modelversion_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
     reconcile.on_version_event(type, _record("ModelVersion", type, body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_SERVES: "true"})
-def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+async def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
     reconcile.on_deployment_event(type, _record("Deployment", type, body))
 
 
 @kopf.on.event("", "v1", "configmaps")
-def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
     reconcile.on_configmap_event(type, dict(body))

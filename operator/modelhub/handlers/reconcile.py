@@ -80,9 +80,21 @@ async def kube_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+_EVENT_TASKS: set[asyncio.Task[None]] = set()
+
+
 async def emit(obj: dict[str, Any], events: list[tuple[str, str, str]], action: str) -> None:
-    for type_, reason, message in events:
-        await kube_call(STATE.kube.event, obj, type_=type_, reason=reason, message=message, action=action)
+    """Record Events in the background: they are best effort and must not slow a reconcile down."""
+    if not events:
+        return
+
+    async def post() -> None:
+        for type_, reason, message in events:
+            await kube_call(STATE.kube.event, obj, type_=type_, reason=reason, message=message, action=action)
+
+    task = asyncio.create_task(post())
+    _EVENT_TASKS.add(task)
+    task.add_done_callback(_EVENT_TASKS.discard)
 
 
 # --- event routing (called by the kopf watch handlers) -----------------------------------------------------
@@ -121,16 +133,28 @@ def on_deployment_event(event_type: str | None, obj: dict[str, Any]) -> None:
     ns = m["namespace"]
     labels = m.get("labels") or {}
     annotations = m.get("annotations") or {}
-    if labels.get(LABEL_MANAGED) == "modelhub" and labels.get(LABEL_MODEL):
-        # Ours: keep the Model's rollout (drift) and the version's status current.
+    torn_down = STATE.tearing.get((ns, m["name"]), 0.0) > time.monotonic()
+    if labels.get(LABEL_MANAGED) == "modelhub" and labels.get(LABEL_MODEL) and not torn_down:
+        # Ours: keep the Model's rollout (drift) and the version's status current. (Not for the echo of our
+        # own teardown: the Revocation enqueues those once it is done, so they don't compete with it.)
         STATE.enqueue("Model", ns, labels[LABEL_MODEL])
         if annotations.get(ANN_VERSION_NAME):
             STATE.enqueue("ModelVersion", ns, annotations[ANN_VERSION_NAME])
-    if event_type != "DELETED":
-        digest = annotations.get(ANN_DIGEST)
-        for rev in live_revocations():
-            if digest and digest in revoked_digests(rev):
-                STATE.enqueue("Revocation", "", meta(rev)["name"])
+    digest = annotations.get(ANN_DIGEST)
+    if event_type != "DELETED" and digest:
+        for name in revocations_of_digest(digest):
+            STATE.enqueue("Revocation", "", name)
+
+
+def revocations_of_digest(digest: str) -> set[str]:
+    """Live Revocations that cover an artifact digest: named in their match, or through a version that has it."""
+    revs = live_revocations()
+    names = {meta(r)["name"] for r in revs if digest in (((r.get("spec") or {}).get("match") or {}).get("digests") or [])}
+    for key in STATE.index.by_digest.get(digest, ()):
+        hit = rdomain.first_covering(revs, STATE.index.facts[key])
+        if hit:
+            names.add(meta(hit[0])["name"])
+    return names
 
 
 def on_configmap_event(event_type: str | None, obj: dict[str, Any]) -> None:
@@ -220,10 +244,25 @@ async def verification_for(obj: dict[str, Any], model: dict[str, Any] | None) ->
         return vdomain.Verification(False, "UntrustedKey", f"no trusted key to verify with: {why}")
     try:
         bundle, where = await kube_call(load_bundle, STATE.kube, ns, spec["artifact"])
-    except BundleNotFound as exc:
-        return vdomain.Verification(False, "BundleNotFound", exc.message)
-    except stores.StoreError as exc:
-        return vdomain.Verification(False, "BundleUnreachable" if exc.retryable else "BundleNotFound", exc.message)
+    except (BundleNotFound, stores.StoreError) as exc:
+        if (spec["artifact"].get("signature") or {}).get("configMapRef"):
+            return vdomain.Verification(False, "BundleNotFound", exc.message)  # the ConfigMap watch re-verifies
+        # A bundle in a store (file, pvc, https, s3): not found, or not fetchable (TLS, 403, server down...).
+        # No watch sees it land (an upload finishing after the apply) or the server come back: look again,
+        # every 5 s at first, then at half the age of the failure, at most every 5 minutes.
+        unreachable = isinstance(exc, stores.StoreError)
+        reason = "BundleUnreachable" if unreachable else "BundleNotFound"
+        message = f"cannot fetch the signature bundle: {exc.message}" if unreachable else (
+            f"no signature bundle: {exc.message}")
+        old = next((c for c in (obj.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "SignatureVerified" and c.get("reason") == reason), None)
+        try:
+            since = dt.datetime.strptime((old or {}).get("lastTransitionTime") or "", "%Y-%m-%dT%H:%M:%SZ")
+            age = (dt.datetime.now(dt.UTC) - since.replace(tzinfo=dt.UTC)).total_seconds()
+        except ValueError:
+            age = 0.0
+        STATE.enqueue("ModelVersion", ns, meta(obj)["name"], delay=min(max(age / 2, 5.0), 300.0))
+        return vdomain.Verification(False, reason, message)
     result = _verify(bundle, ring.keys, spec["artifact"]["digest"])
     if not result.ok and result.reason == "UntrustedKey" and ring.problems:
         result = vdomain.Verification(False, result.reason, f"{result.message} ({'; '.join(ring.problems)})")
@@ -411,15 +450,18 @@ def workloads_serving(digests: set[str]) -> list[tuple[str, str]]:
 
 async def teardown(workloads: list[tuple[str, str]]) -> int:
     """Delete workloads in parallel with bounded concurrency; the number actually deleted by us."""
-    sem = asyncio.Semaphore(STATE.settings.teardown_concurrency)
+    loop = asyncio.get_running_loop()
+    until = time.monotonic() + 30
+    for key in workloads:
+        STATE.tearing[key] = until
 
     async def one(ns: str, name: str) -> bool:
-        async with sem:
-            gone = await kube_call(STATE.kube.delete_deployment, ns, name)
-            failpoints.hit("revocation.mid-delete")
-            STATE.cache.drop("Deployment", ns, name)
-            STATE.applied_generation.pop((ns, name), None)
-            return bool(gone)
+        # The dedicated pool's size is the concurrency bound; nothing else queues in it.
+        gone = await loop.run_in_executor(STATE.teardown_pool, STATE.kube.delete_deployment, ns, name)
+        failpoints.hit("revocation.mid-delete")
+        STATE.cache.drop("Deployment", ns, name)
+        STATE.applied_generation.pop((ns, name), None)
+        return bool(gone)
 
     results = await asyncio.gather(*(one(ns, n) for ns, n in workloads))
     return sum(results)

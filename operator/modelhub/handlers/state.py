@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ class State:
         # Deployment generations we wrote last; a higher live generation means somebody else edited it.
         self.applied_generation: dict[tuple[str, str], int] = {}
         self.verify_cache: dict[tuple[str, ...], object] = {}
+        # Deployments our teardown is deleting (until a deadline): their watch echoes trigger nothing.
+        self.tearing: dict[tuple[str, str], float] = {}
+        self.teardown_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.settings.teardown_concurrency, thread_name_prefix="teardown"
+        )
         self._kube: Kube | None = None
 
     @property
