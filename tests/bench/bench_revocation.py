@@ -33,7 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
-from modelhub.domain.signing import compute_manifest, generate_private_key, key_fingerprint, sign_model_dir, subject_digest  # noqa: E402
+from modelhub.domain.signing import (  # noqa: E402
+    compute_manifest,
+    generate_private_key,
+    key_fingerprint,
+    sign_model_dir,
+    subject_digest,
+)
 
 SERVES = "modelhub.dev/serves-artifact=true"
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
@@ -225,8 +231,8 @@ def main() -> int:
             t0 = time.time()
             body = kubernetes.client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=0)
             with cf.ThreadPoolExecutor(args.concurrency) as pool:
-                list(pool.map(lambda d: apps.delete_namespaced_deployment(
-                    d["metadata"]["name"], d["metadata"]["namespace"], body=body), floor_docs))
+                list(pool.map(lambda d, b=body: apps.delete_namespaced_deployment(
+                    d["metadata"]["name"], d["metadata"]["namespace"], body=b), floor_docs))
             t_dep = dep_counter.wait(lambda n, r: n == 0, 600)
             t_pod = pod_counter.wait(lambda n, r: n == 0, 600)
             floor_dep.append(t_dep - t0)

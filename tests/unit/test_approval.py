@@ -1,3 +1,5 @@
+import json
+
 from modelhub.domain.approval import (
     RECORD_ANNOTATION,
     REQUEST_ANNOTATION,
@@ -23,7 +25,7 @@ def test_request_becomes_a_sealed_record_of_the_authenticated_user() -> None:
 
 
 def test_a_typed_record_is_reverted_and_does_not_verify() -> None:
-    forged = '{"by": "ceo", "groups": [], "at": "2026-01-01T00:00:00Z", "digest": "%s", "mac": "00"}' % DIGEST
+    forged = json.dumps({"by": "ceo", "groups": [], "at": "2026-01-01T00:00:00Z", "digest": DIGEST, "mac": "00"})
     assert admit({RECORD_ANNOTATION: forged}) == {RECORD_ANNOTATION: None}
     assert unseal(KEY, "ns", "mv", forged, DIGEST) is None
 

@@ -65,16 +65,6 @@ class Kube:
         return json.loads(data) if data else {}
 
     # --- custom resources -------------------------------------------------------------------------------
-    def get_custom(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        try:
-            if namespace:
-                return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
-            return self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
     def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
         where = f"namespaces/{namespace}/" if namespace else ""
@@ -87,7 +77,7 @@ class Kube:
             raise
 
     def list_custom(self, kind: str) -> list[dict[str, Any]]:
-        out = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])
+        out = self.request("GET", f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}")
         for item in out.get("items", []):
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
@@ -107,7 +97,7 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
-        return {"data": dict(cm.data or {}), "resourceVersion": cm.metadata.resource_version}
+        return {"data": dict(cm.data or {}), "resourceVersion": cm.metadata.resource_version if cm.metadata else None}
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager, forcing ownership of the fields we set (drift correction)."""
@@ -149,7 +139,7 @@ class Kube:
         """The scheduler's message for the first pod of `selector` it could not place, if any."""
         pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
         for pod in pods.items:
-            for c in pod.status.conditions or []:
+            for c in (pod.status.conditions if pod.status else None) or []:
                 if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
                     return str(c.message)
         return None
@@ -158,18 +148,18 @@ class Kube:
         """The value of a Secret key, creating the namespace and Secret (value from make()) when absent."""
         try:
             secret = self.core.read_namespaced_secret(name, namespace)
-            return base64.b64decode(secret.data[key])
+            return base64.b64decode((secret.data or {})[key])
         except ApiException as exc:
             if exc.status != 404:
                 raise
         try:
-            self.core.create_namespace({"metadata": {"name": namespace}})
+            self.core.create_namespace({"metadata": {"name": namespace}})  # type: ignore[arg-type]
         except ApiException as exc:
             if exc.status != 409:
                 raise
         value = make()
         try:
-            self.core.create_namespaced_secret(namespace, {
+            self.core.create_namespaced_secret(namespace, {  # type: ignore[arg-type]
                 "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "modelhub"}},
                 "data": {key: base64.b64encode(value).decode()},
             })
@@ -181,7 +171,7 @@ class Kube:
 
     def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
         """Delete a Deployment and (in the background) its pods; False when it was already gone."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if grace_seconds is not None:
             body["gracePeriodSeconds"] = grace_seconds
         try:

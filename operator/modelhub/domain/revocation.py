@@ -177,7 +177,7 @@ def tearing_down_status(
 
     A run that resumes an interrupted teardown (Enforced=False/TearingDown) has already counted its targets.
     """
-    cond = next((c for c in old.get("conditions") or [] if c.get("type") == "Enforced"), {})
+    cond: Mapping[str, Any] = next((c for c in old.get("conditions") or [] if c.get("type") == "Enforced"), {})
     resumed = cond.get("status") == "False" and cond.get("reason") == "TearingDown"
     torn = int(old.get("workloadsTornDown") or 0) + (0 if resumed else targets)
     return {

@@ -21,7 +21,8 @@ from modelhub.handlers.state import STATE
 
 @kopf.on.mutate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="approval",
                 ignore_failures=True)
-def seal_approval(body: kopf.Body, old: Any, userinfo: dict[str, Any], patch: kopf.Patch, **_: Any) -> None:
+def seal_approval(*, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    old, userinfo = kwargs.get("old"), kwargs.get("userinfo") or {}
     new_ann = dict(body.metadata.annotations or {})
     old_ann = dict(((old or {}).get("metadata") or {}).get("annotations") or {})
     digest = ((body.get("spec") or {}).get("artifact") or {}).get("digest", "")
@@ -35,7 +36,8 @@ def seal_approval(body: kopf.Body, old: Any, userinfo: dict[str, Any], patch: ko
 
 @kopf.on.validate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="no-resurrection",
                   ignore_failures=True)
-def refuse_revoked_version(body: kopf.Body, old: Any, operation: str, **_: Any) -> None:
+def refuse_revoked_version(*, body: kopf.Body, **kwargs: Any) -> None:
+    old, operation = kwargs.get("old"), kwargs.get("operation")
     obj = dict(body)
     if operation == "UPDATE" and (old or {}).get("spec") == obj.get("spec"):
         return  # metadata-only changes of an existing version (labels, finalizers) are not a resurrection
@@ -51,12 +53,13 @@ def refuse_revoked_version(body: kopf.Body, old: Any, operation: str, **_: Any) 
 
 @kopf.on.validate(GROUP, VERSION, "models", operations=["CREATE", "UPDATE"], id="no-revoked-promotion",
                   ignore_failures=True)
-def refuse_revoked_promotion(body: kopf.Body, old: Any, **_: Any) -> None:
+def refuse_revoked_promotion(*, body: kopf.Body, **kwargs: Any) -> None:
+    old = kwargs.get("old")
     ns, model = body.metadata.namespace or "", body.metadata.name or ""
     new_p = (body.get("spec") or {}).get("promotion") or {}
     old_p = (((old or {}).get("spec") or {}).get("promotion")) or {}
-    wanted = {new_p.get("stable"), ((new_p.get("canary") or {}).get("version"))} - {None}
-    before = {old_p.get("stable"), ((old_p.get("canary") or {}).get("version"))} - {None}
+    wanted = {str(v) for v in (new_p.get("stable"), (new_p.get("canary") or {}).get("version")) if v}
+    before = {str(v) for v in (old_p.get("stable"), (old_p.get("canary") or {}).get("version")) if v}
     for version in sorted(wanted - before):
         # A promotion is refused if any ModelVersion of that version is covered, or a model rule covers it.
         candidates = [

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from modelhub.adapters import failpoints, metrics, stores
@@ -44,7 +45,7 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def meta(obj: dict[str, Any]) -> dict[str, Any]:
+def meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     return obj.get("metadata") or {}
 
 
@@ -159,7 +160,7 @@ def revocations_of_digest(digest: str) -> set[str]:
 
 def on_configmap_event(event_type: str | None, obj: dict[str, Any]) -> None:
     """A keyring or signature ConfigMap changed: re-verify the versions that depend on it."""
-    ns, name = meta(obj).get("namespace"), meta(obj).get("name")
+    ns, name = meta(obj).get("namespace") or "", meta(obj).get("name")
     for model in STATE.cache.all("Model"):
         if meta(model).get("namespace") != ns:
             continue
@@ -401,7 +402,7 @@ async def reconcile_model(namespace: str, name: str) -> float | None:
     if desired:
         port = 80
         await kube_call(STATE.kube.apply, build_service(model, port=port))
-    serving = []
+    serving: list[dict[str, Any]] = []
     for w in plan.workloads:
         dep = STATE.cache.get("Deployment", namespace, w.version_name) or {}
         serving.append({
@@ -467,7 +468,7 @@ async def teardown(workloads: list[tuple[str, str]]) -> int:
     return sum(results)
 
 
-async def reconcile_revocation(_: str, name: str) -> float | None:
+async def reconcile_revocation(namespace: str, name: str) -> float | None:  # noqa: ARG001 - cluster-scoped
     rev = STATE.cache.get("Revocation", "", name)
     if rev is None or meta(rev).get("deletionTimestamp"):
         return None
