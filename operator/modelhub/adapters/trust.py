@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from modelhub.adapters import stores
-from modelhub.adapters.kube import Kube
 from modelhub.domain.signing import Reason, SignatureError, key_fingerprint
+
+
+class ConfigMapReader(Protocol):
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -27,7 +30,7 @@ def _unusable(pem: bytes) -> str | None:
     return None
 
 
-def load_keyring(kube: Kube, namespace: str, trust: dict[str, Any]) -> Keyring:
+def load_keyring(kube: ConfigMapReader, namespace: str, trust: dict[str, Any]) -> Keyring:
     """The trusted keys of a Model. Entries that are not usable public keys are left out and named in
     `problems`, so one stray entry (a README, a typo) does not make every other key of the ConfigMap useless."""
     ring = Keyring()
@@ -63,7 +66,7 @@ class BundleNotFound(Exception):
         self.message = message
 
 
-def load_bundle(kube: Kube, namespace: str, artifact: dict[str, Any]) -> tuple[bytes, str]:
+def load_bundle(kube: ConfigMapReader, namespace: str, artifact: dict[str, Any]) -> tuple[bytes, str]:
     """The signature bundle and where it came from (for messages). Raises BundleNotFound or StoreError."""
     sig = artifact.get("signature") or {}
     ref = sig.get("configMapRef")

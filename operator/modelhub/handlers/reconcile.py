@@ -160,6 +160,7 @@ def revocations_of_digest(digest: str) -> set[str]:
 
 def on_configmap_event(event_type: str | None, obj: dict[str, Any]) -> None:
     """A keyring or signature ConfigMap changed: re-verify the versions that depend on it."""
+    STATE.configmaps.observe(event_type, obj)
     ns, name = meta(obj).get("namespace") or "", meta(obj).get("name")
     for model in STATE.cache.all("Model"):
         if meta(model).get("namespace") != ns:
@@ -239,12 +240,12 @@ async def verification_for(obj: dict[str, Any], model: dict[str, Any] | None) ->
             False, "ModelNotFound", f"Model {ns}/{spec.get('model')} does not exist; its keyring decides trust"
         )
     trust = (model.get("spec") or {}).get("trust") or {}
-    ring = await kube_call(load_keyring, STATE.kube, ns, trust)
+    ring = await kube_call(load_keyring, STATE.configmaps, ns, trust)
     if not ring.keys:
         why = "; ".join(ring.problems) or f"Model {spec.get('model')} lists no keys in spec.trust.keys"
         return vdomain.Verification(False, "UntrustedKey", f"no trusted key to verify with: {why}")
     try:
-        bundle, where = await kube_call(load_bundle, STATE.kube, ns, spec["artifact"])
+        bundle, where = await kube_call(load_bundle, STATE.configmaps, ns, spec["artifact"])
     except (BundleNotFound, stores.StoreError) as exc:
         if (spec["artifact"].get("signature") or {}).get("configMapRef"):
             return vdomain.Verification(False, "BundleNotFound", exc.message)  # the ConfigMap watch re-verifies

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelhub.adapters.kube import Kube
 from modelhub.domain.revocation import VersionIndex
@@ -36,6 +38,43 @@ class Settings:
     )
 
 
+_PENDING = object()
+
+
+class ConfigMapCache:
+    """Read-through cache of the ConfigMaps verification reads (keyrings, bundles), kept fresh by the watch.
+
+    Only ConfigMaps somebody asked for are kept; a watch event for one of them replaces it (or marks it gone).
+    """
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self._data: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        key = (namespace, name)
+        with self._lock:
+            hit = self._data.get(key, _PENDING)
+            if hit is not _PENDING:
+                return hit  # type: ignore[no-any-return]
+            self._data[key] = _PENDING
+        cm = self._state.kube.get_configmap(namespace, name)
+        with self._lock:
+            if self._data.get(key) is _PENDING:  # no newer watch event meanwhile
+                self._data[key] = cm
+            return self._data[key]  # type: ignore[no-any-return]
+
+    def observe(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        m = obj.get("metadata") or {}
+        key = (m.get("namespace") or "", m.get("name") or "")
+        with self._lock:
+            if key in self._data:
+                self._data[key] = None if event_type == "DELETED" else {
+                    "data": dict(obj.get("data") or {}), "resourceVersion": m.get("resourceVersion"),
+                }
+
+
 class State:
     def __init__(self) -> None:
         self.settings = Settings()
@@ -52,6 +91,7 @@ class State:
             max_workers=self.settings.teardown_concurrency, thread_name_prefix="teardown"
         )
         self._kube: Kube | None = None
+        self.configmaps = ConfigMapCache(self)
 
     @property
     def kube(self) -> Kube:
