@@ -49,10 +49,10 @@ def start_operator(log_path: Path, **env: str) -> subprocess.Popen[bytes]:
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if log_path.read_bytes().count(mark) >= seen + 1:
+            return proc  # (it may already have died since, e.g. at a crash test's failpoint)
         if proc.poll() is not None:
             raise AssertionError(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
-        if log_path.read_bytes().count(mark) >= seen + 1:
-            return proc
         time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"operator did not start in 60s: {log_path.read_text()[-3000:]}")

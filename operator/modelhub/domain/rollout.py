@@ -385,7 +385,10 @@ def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str
     conditions = list(status.get("conditions") or [])
     old_ready = get_condition(conditions, READY)
     issues = [i for i in (stable_issue, canary_issue) if i]
-    if issues:
+    if issues == [stable_issue] and stable_issue and stable_issue[0] == NO_PROMOTION:
+        # Nothing promoted yet is a valid, fully reconciled state (a Model registered ahead of its versions).
+        ready_status, ready_reason, ready_message = "True", NO_PROMOTION, stable_issue[1]
+    elif issues:
         ready_status, ready_reason = "False", issues[0][0]
         ready_message = "; ".join(m for _, m in issues)
     else:

@@ -125,3 +125,11 @@ async def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("", "v1", "configmaps")
 async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
     reconcile.on_configmap_event(type, dict(body))
+
+
+@kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": "modelhub"})
+async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    """A managed Service edited or deleted by hand: the Model's reconcile puts it back."""
+    model = (body.metadata.labels or {}).get("modelhub.dev/model")
+    if model and body.metadata.namespace:
+        reconcile.STATE.enqueue("Model", body.metadata.namespace, model)

@@ -301,6 +301,23 @@ async def workload_state(obj: dict[str, Any]) -> vdomain.WorkloadState:
 
 
 async def reconcile_version(namespace: str, name: str) -> float | None:
+    def news(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        """The condition transitions worth an Event: not the first "nothing to report" state of a new version
+        (not revoked; approval not required), and not Available when Ready makes the same turn (every Event is
+        an API write; a burst of new versions otherwise writes about ten each)."""
+        seen = {c.get("type") for c in old or []}
+        events = vdomain.transitions(old, new)
+        turned = {e[2].split(":", 1)[0] for e in events}  # "Ready=True", "Available=False", ...
+        out = []
+        for e in events:
+            ctype, _, cstatus = e[2].split(":", 1)[0].partition("=")
+            if ctype not in seen and (ctype, e[1]) in {("Revoked", "NotRevoked"), ("Approved", "NotRequired")}:
+                continue
+            if ctype == "Available" and f"Ready={cstatus}" in turned:
+                continue
+            out.append(e)
+        return out
+
     obj = STATE.cache.get("ModelVersion", namespace, name)
     if obj is None:
         return None
@@ -328,7 +345,7 @@ async def reconcile_version(namespace: str, name: str) -> float | None:
         failpoints.hit("version.before-revoked-status")
     await patch_status_if_changed("ModelVersion", obj, status)
     STATE.index.upsert(rdomain.VersionFacts.from_object({**obj, "status": status}))
-    await emit(obj, vdomain.transitions(old_conditions, status["conditions"]), "Reconcile")
+    await emit(obj, news(old_conditions, status["conditions"]), "Reconcile")
     if old_conditions != status["conditions"] and model is not None:
         STATE.enqueue("Model", namespace, meta(model)["name"])
     if workload.deployment and workload.ready_replicas < workload.replicas:
@@ -353,16 +370,45 @@ def with_revocations(versions: list[dict[str, Any]], now: str) -> list[dict[str,
     return out
 
 
-async def apply_deployment(desired: dict[str, Any]) -> None:
+async def apply_deployment(desired: dict[str, Any]) -> bool:
+    """Make the live Deployment what we want; whether anything was written.
+
+    Nothing is written when the live one already holds every field we set and nobody else changed its spec (its
+    generation is the one we wrote): every watch event of a Deployment (status updates) reconciles its Model, and
+    re-applying an unchanged object each time is a server-side apply the API server must still decode and merge.
+    A spec edited by someone else (a higher generation) is replaced whole (drift correction).
+    """
+
+    def covers(live: Any, want: Any) -> bool:
+        """Whether `live` holds every field of `want` (server defaults may add fields; lists keep their order;
+        a zero value we set may be omitted, as the API server serialises e.g. `initialDelaySeconds: 0`)."""
+        if isinstance(want, dict):
+            return isinstance(live, dict) and all(
+                covers(live[k], v) if k in live else v in (0, "", None) or v == [] or v == {}
+                for k, v in want.items()
+            )
+        if isinstance(want, list):
+            return isinstance(live, list) and len(live) == len(want) and all(map(covers, live, want))
+        return bool(live == want)
+
     ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
     live = STATE.cache.get("Deployment", ns, name)
     recorded = STATE.applied_generation.get((ns, name))
-    drifted = live is not None and (recorded is None or int(meta(live).get("generation") or 0) > recorded)
+    # A generation past the one we wrote means a hand edit: replace the whole object. Unknown (after a restart):
+    # server-side apply with force restores every field we own, and records the generation from then on.
+    drifted = live is not None and recorded is not None and int(meta(live).get("generation") or 0) > recorded
+    if live is not None and not drifted and not meta(live).get("deletionTimestamp"):
+        m, want = meta(live), desired["metadata"]
+        if (covers(live.get("spec"), desired["spec"]) and covers(m.get("labels") or {}, want.get("labels") or {})
+                and covers(m.get("annotations") or {}, want.get("annotations") or {})
+                and covers(m.get("ownerReferences") or [], want.get("ownerReferences") or [])):
+            return False
     fn = STATE.kube.replace if drifted else STATE.kube.apply
     result = await kube_call(fn, desired)
     STATE.applied_generation[(ns, name)] = int((result.get("metadata") or {}).get("generation") or 0)
     if drifted:
         log.info("restored Deployment %s/%s edited outside modelhub", ns, name)
+    return True
 
 
 async def reconcile_model(namespace: str, name: str) -> float | None:
@@ -394,15 +440,55 @@ async def reconcile_model(namespace: str, name: str) -> float | None:
         conditions = set_condition(conditions, "Ready", "False", "InvalidServing", build_error, gen, now)
         desired = []
     wanted = {d["metadata"]["name"] for d in desired}
-    # Remove what is no longer promoted, then apply what is.
-    for dep in deployments_of_model(namespace, name):
-        if meta(dep)["name"] not in wanted:
-            await kube_call(STATE.kube.delete_deployment, namespace, meta(dep)["name"])
-            STATE.cache.drop("Deployment", namespace, meta(dep)["name"])
-    await asyncio.gather(*(apply_deployment(d) for d in desired))
-    if desired:
-        port = 80
-        await kube_call(STATE.kube.apply, build_service(model, port=port))
+
+    def ready(dep: dict[str, Any] | None) -> int:
+        return int(((dep or {}).get("status") or {}).get("readyReplicas") or 0)
+
+    def arrived(d: dict[str, Any]) -> bool:
+        """The new Deployment serves all its replicas, or it cannot be placed (e.g. the GPUs it needs are held by
+        the version it replaces): waiting for it would then wait forever."""
+        if ready(STATE.cache.get("Deployment", namespace, d["metadata"]["name"])) >= d["spec"]["replicas"]:
+            return True
+        v = by_name.get(d["metadata"]["name"]) or {}
+        return any(c.get("type") == "Available" and c.get("reason") == "Unschedulable"
+                   for c in (v.get("status") or {}).get("conditions") or [])
+
+    # Make before break: a version that is no longer promoted keeps serving until what replaces it is ready,
+    # as long as it may still be served at all (revoked, unverified or unapproved ones go at once).
+    from modelhub.domain.rollout import eligible
+
+    handing_over = bool(desired) and not all(arrived(d) for d in desired)
+    try:
+        for dep in deployments_of_model(namespace, name):
+            dep_name = meta(dep)["name"]
+            if dep_name in wanted:
+                continue
+            old_version = by_name.get((meta(dep).get("annotations") or {}).get(ANN_VERSION_NAME) or dep_name)
+            if handing_over and ready(dep) and old_version is not None and eligible(model, old_version)[0]:
+                log.debug("Deployment %s/%s keeps serving until its successor is ready", namespace, dep_name)
+                continue
+            await kube_call(STATE.kube.delete_deployment, namespace, dep_name)
+            STATE.cache.drop("Deployment", namespace, dep_name)
+        written = await asyncio.gather(*(apply_deployment(d) for d in desired))
+        if desired:
+            service = build_service(model, port=80)
+            # The Service depends on the Model alone: apply it when the Model changed or one of its Deployments
+            # was written, not on every status update of a Deployment. (Services are not watched; if they are
+            # cached some day, a missing one is applied too.)
+            services = STATE.cache.objects.get("Service")
+            missing = services is not None and (namespace, name) not in services
+            if any(written) or missing or (model.get("status") or {}).get("observedGeneration") != gen:
+                try:
+                    await kube_call(STATE.kube.apply, service)
+                except Exception:
+                    for d in desired:  # so that the retry writes them, and this Service, again
+                        STATE.applied_generation.pop((namespace, d["metadata"]["name"]), None)
+                    raise
+    except Exception as exc:
+        if getattr(exc, "status", None) == 403 and "NamespaceTerminating" in str(getattr(exc, "body", "")):
+            log.debug("Model %s/%s: its namespace is being deleted, nothing to roll out", namespace, name)
+            return None
+        raise
     serving: list[dict[str, Any]] = []
     for w in plan.workloads:
         dep = STATE.cache.get("Deployment", namespace, w.version_name) or {}
@@ -425,9 +511,13 @@ async def reconcile_model(namespace: str, name: str) -> float | None:
     }
     await patch_status_if_changed("Model", model, status)
     await emit(model, plan.events, "Rollout")
-    for v in versions:
-        STATE.enqueue("ModelVersion", namespace, meta(v)["name"])
-    if any(s["readyReplicas"] < s["replicas"] for s in serving):
+    if old.get("observedGeneration") != gen:
+        # A new or changed Model (keys, approval policy) changes how its versions verify. (Promotion changes
+        # reach them through their Deployments' watch events; re-checking every version on every status update
+        # of a Deployment would multiply the work by the number of versions.)
+        for v in versions:
+            STATE.enqueue("ModelVersion", namespace, meta(v)["name"])
+    if handing_over or any(s["readyReplicas"] < s["replicas"] for s in serving):
         return 3.0
     return None
 
