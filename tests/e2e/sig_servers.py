@@ -1,10 +1,8 @@
 """Remote artifact stores for the signature e2e tests: a local HTTPS server and a local S3 (moto) server.
 
-The operator is one real process for the whole e2e session and inherits the test process's environment when it
-starts, so what it needs to reach these servers is put into ``os.environ`` when the test module is imported
-(collection happens before any fixture runs): ``SSL_CERT_FILE`` with the system CAs plus a throwaway test CA,
-and the standard ``AWS_*`` variables pointing at a port reserved for the moto server. The servers themselves
-start lazily, when a test asks for them.
+The test module starts its operator process with :attr:`RemoteStores.env`: ``SSL_CERT_FILE`` with the system
+CAs plus a throwaway test CA, and the standard ``AWS_*`` variables pointing at a port reserved for the moto
+server. The servers themselves start lazily, when a test asks for them.
 """
 
 from __future__ import annotations
@@ -12,26 +10,27 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.unit.store_servers import ServedDir, TlsFiles, make_tls_files, serve_directory, upload_directory
 
-__all__ = ["RemoteStores", "prepare_remote_stores"]
+__all__ = ["RemoteStores", "remote_stores"]
 
 
 @dataclass
 class RemoteStores:
-    """What the operator was told at start-up; `ready` is False when the operator runs outside this session."""
+    """The servers, and what the operator must be told; `ready` is False when the operator runs outside the tests
+    (MODELHUB_OPERATOR=external), so it was told nothing."""
 
     tls: TlsFiles
     s3_port: int
     ready: bool
     _lock: threading.Lock
     _moto: object | None = None
+    env: dict[str, str] = field(default_factory=dict)  # for the operator process
 
     @property
     def s3_endpoint(self) -> str:
@@ -67,43 +66,36 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _add_no_proxy(hosts: str) -> None:
+def _no_proxy(hosts: tuple[str, ...]) -> dict[str, str]:
+    out = {}
     for name in ("NO_PROXY", "no_proxy"):
         current = [h for h in os.environ.get(name, "").split(",") if h]
-        os.environ[name] = ",".join(current + [h for h in hosts.split(",") if h not in current])
+        out[name] = ",".join(current + [h for h in hosts if h not in current])
+    return out
 
 
-def prepare_remote_stores() -> RemoteStores:
-    """Make the operator-to-be trust a test CA and use a local S3 endpoint; call at module import time.
+def remote_stores(work: Path, *, ready: bool = True) -> RemoteStores:
+    """A test CA (and its HTTPS server certificate) and a port for the S3 server, under `work`.
 
-    Idempotent within one process. The CA bundle keeps the system CAs (other tests and tools keep working).
+    `env` is what the operator process needs to reach them: SSL_CERT_FILE with the system CAs plus the test CA
+    (so nothing else it talks to stops being trusted), and the standard AWS variables for the S3 endpoint.
     """
-    existing = _PREPARED.get("stores")
-    if existing is not None:
-        return existing
-    work = Path(tempfile.mkdtemp(prefix="modelhub-sig-e2e-"))
     tls = make_tls_files(work / "tls")
-    ready = os.environ.get("MODELHUB_OPERATOR") != "external"
     stores = RemoteStores(tls=tls, s3_port=_free_port(), ready=ready, _lock=threading.Lock())
-    if ready:
-        system = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
-        bundle = work / "ca-bundle.pem"
-        parts = [Path(system).read_bytes()] if Path(system).is_file() else []
-        bundle.write_bytes(b"\n".join([*parts, tls.ca.read_bytes()]))
-        os.environ["SSL_CERT_FILE"] = str(bundle)
-        os.environ.update({
-            "AWS_ENDPOINT_URL": stores.s3_endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        })
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
-            os.environ.pop(name, None)
-        _add_no_proxy("127.0.0.1,localhost")
-    _PREPARED["stores"] = stores
+    system = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    bundle = work / "ca-bundle.pem"
+    parts = [Path(system).read_bytes()] if Path(system).is_file() else []
+    bundle.write_bytes(b"\n".join([*parts, tls.ca.read_bytes()]))
+    stores.env = {
+        "SSL_CERT_FILE": str(bundle),
+        "AWS_ENDPOINT_URL": stores.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,  # nothing from the ~/.aws of whoever runs the tests
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **_no_proxy(("127.0.0.1", "localhost")),
+    }
     return stores
-
-
-_PREPARED: dict[str, RemoteStores] = {}

@@ -4,6 +4,9 @@ What a platform engineer sees is asserted: the `SignatureVerified` condition (st
 what to fix), `status.verified`, `kubectl wait`, and the Events recorded on the ModelVersion. Bundles come from
 every place the operator fetches them: a ConfigMap key, `model.sig` in a file:// directory, an HTTPS server
 (its own CA) and an S3 server (moto). The real `model_signing` tool signs one model.
+
+This module starts its operator with the shared `start_operator`, adding the environment that makes it trust the
+test CA and find the S3 server (`sig_servers.RemoteStores.env`); nothing leaks into other modules' operators.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,15 +24,47 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import start_operator, stop_operator
 from tests.e2e.kubehelp import ROOT, apply, condition, get, kubectl, unique, wait_condition, wait_for
-from tests.e2e.sig_servers import prepare_remote_stores
+from tests.e2e.sig_servers import RemoteStores, remote_stores
 from tests.e2e.signed import Key, Signed, keyring, make_model, model_manifest, new_key, version_manifest
-
-# Before any fixture starts the operator: make it trust our HTTPS CA and use our S3 endpoint.
-STORES = prepare_remote_stores()
+from tests.unit.store_servers import make_tls_files, serve_directory
 
 WAIT = 30  # seconds, per wait
 VENV_BIN = Path(sys.executable).parent
+
+
+# ----------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteStores]:
+    """A test CA for HTTPS and a port for the S3 server (started on first upload)."""
+    s = remote_stores(tmp_path_factory.mktemp("stores"), ready=os.environ.get("MODELHUB_OPERATOR") != "external")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(crds: None, stores: RemoteStores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The shared fixture's operator process, told to trust the test CA and where the S3 server is."""
+    if not stores.ready:
+        yield Path("/dev/null")
+        return
+    log_dir = Path(os.environ.get("MODELHUB_LOG_DIR") or tmp_path_factory.mktemp("operator"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "operator-test_signatures.log"
+    proc = start_operator(log_path, **stores.env)
+    try:
+        yield log_path
+    finally:
+        stop_operator(proc)
+        print(f"\noperator log: {log_path}")
+
+
+def need_remote(stores: RemoteStores) -> None:
+    if not stores.ready:
+        pytest.skip("MODELHUB_OPERATOR=external: that operator was not told about the test CA and S3 server")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -44,8 +80,16 @@ def trusted_model(ns: str, model: str, keys: dict[str, Key], ring: str = "ring")
     apply(model_manifest(model, [ring]), ns)
 
 
-def sig_condition(ns: str, name: str) -> dict[str, Any] | None:
-    return condition(get("modelversion", name, ns), "SignatureVerified")
+def version(ns: str, name: str) -> dict[str, Any]:
+    obj = get("modelversion", name, ns)
+    assert obj, f"ModelVersion {ns}/{name} is gone"
+    return obj
+
+
+def cond(obj: dict[str, Any], ctype: str = "SignatureVerified") -> dict[str, Any]:
+    c = condition(obj, ctype)
+    assert c, f"no {ctype} condition in {obj.get('status')}"
+    return c
 
 
 def wait_verified(ns: str, name: str, status: str = "True", reason: str | None = None) -> dict[str, Any]:
@@ -60,8 +104,8 @@ def assert_verified(obj: dict[str, Any], signed: Signed, key: Key, key_name: str
     assert verified["files"] == files
     at = dt.datetime.strptime(verified["verifiedAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     assert abs((dt.datetime.now(dt.UTC) - at).total_seconds()) < 300
-    c = condition(obj, "SignatureVerified")
-    assert c and c["status"] == "True" and c["reason"] == "Verified"
+    c = cond(obj)
+    assert c["status"] == "True" and c["reason"] == "Verified"
     assert key_name in c["message"]
     assert c["observedGeneration"] == obj["metadata"]["generation"]
 
@@ -100,10 +144,9 @@ def test_bundle_in_a_configmap_key_verifies(operator: Path, namespace: str, tmp_
 
     kubectl("wait", "--for=condition=SignatureVerified", "modelversion/sentiment-1-0-0", "-n", namespace,
             f"--timeout={WAIT}s", timeout=WAIT + 10)
-    obj = get("modelversion", "sentiment-1-0-0", namespace)
-    assert obj
+    obj = version(namespace, "sentiment-1-0-0")
     assert_verified(obj, signed, key, "ring/release")
-    assert key.fingerprint[:16] in condition(obj, "SignatureVerified")["message"]
+    assert key.fingerprint[:16] in cond(obj)["message"]
     table = kubectl("get", "modelversion", "sentiment-1-0-0", "-n", namespace).stdout
     header, row = table.splitlines()[:2]
     assert row.split()[header.split().index("VERIFIED")] == "True"
@@ -120,13 +163,12 @@ def test_model_sig_in_a_file_directory_verifies(operator: Path, namespace: str, 
     assert_verified(obj, signed, key, "ring/ci", files=3)
 
 
-def test_model_sig_over_https_verifies(operator: Path, namespace: str, tmp_path: Path) -> None:
-    if not STORES.ready:
-        pytest.skip("the operator runs outside this session: it was not told to trust the test CA")
+def test_model_sig_over_https_verifies(operator: Path, stores: RemoteStores, namespace: str, tmp_path: Path) -> None:
+    need_remote(stores)
     key = new_key()
     signed = make_model(tmp_path / "www", "bert", key)
     trusted_model(namespace, "bert", {"release": key})
-    with STORES.https(tmp_path / "www") as served:
+    with stores.https(tmp_path / "www") as served:
         version = version_manifest("bert-1-0-0", "bert", "1.0.0", signed)
         version["spec"]["artifact"]["uri"] = f"{served.url}/bert"
         apply(version, namespace)
@@ -135,12 +177,28 @@ def test_model_sig_over_https_verifies(operator: Path, namespace: str, tmp_path:
     assert_verified(obj, signed, key, "ring/release")
 
 
-def test_model_sig_in_s3_verifies(operator: Path, namespace: str, tmp_path: Path) -> None:
-    if not STORES.ready:
-        pytest.skip("the operator runs outside this session: it was not told where the S3 server is")
+def test_an_https_server_with_an_untrusted_certificate_is_refused(
+    operator: Path, stores: RemoteStores, namespace: str, tmp_path: Path
+) -> None:
+    need_remote(stores)
+    key = new_key()
+    signed = make_model(tmp_path / "www", "bert", key)
+    trusted_model(namespace, "bert", {"release": key})
+    rogue = make_tls_files(tmp_path / "rogue-ca")  # a CA nobody told the operator about
+    with serve_directory(tmp_path / "www", tls=rogue) as served:
+        version = version_manifest("bert-1-0-0", "bert", "1.0.0", signed)
+        version["spec"]["artifact"]["uri"] = f"{served.url}/bert"
+        apply(version, namespace)
+        obj = wait_verified(namespace, "bert-1-0-0", "False", "BundleUnreachable")
+    message = cond(obj)["message"]
+    assert "CERTIFICATE_VERIFY_FAILED" in message and f"{served.url}/bert/model.sig" in message, message
+
+
+def test_model_sig_in_s3_verifies(operator: Path, stores: RemoteStores, namespace: str, tmp_path: Path) -> None:
+    need_remote(stores)
     key = new_key()
     signed = make_model(tmp_path, "whisper", key)
-    keys = STORES.s3_upload("models-e2e", f"{namespace}/whisper", signed.path)
+    keys = stores.s3_upload("models-e2e", f"{namespace}/whisper", signed.path)
     assert f"{namespace}/whisper/model.sig" in keys
     trusted_model(namespace, "whisper", {"release": key})
     version = version_manifest("whisper-1-0-0", "whisper", "1.0.0", signed)
@@ -148,6 +206,14 @@ def test_model_sig_in_s3_verifies(operator: Path, namespace: str, tmp_path: Path
     apply(version, namespace)
     obj = wait_verified(namespace, "whisper-1-0-0")
     assert_verified(obj, signed, key, "ring/release")
+
+    # A prefix where nothing was uploaded: the message names the object the operator looked for.
+    version = version_manifest("whisper-1-0-1", "whisper", "1.0.1", signed)
+    version["spec"]["artifact"]["uri"] = f"s3://models-e2e/{namespace}/not-uploaded"
+    apply(version, namespace)
+    obj = wait_verified(namespace, "whisper-1-0-1", "False", "BundleNotFound")
+    message = cond(obj)["message"]
+    assert f"s3://models-e2e/{namespace}/not-uploaded/model.sig" in message, message
 
 
 # ------------------------------------------------------------------------------------------------ refusals
@@ -206,14 +272,13 @@ def test_refused_signature_says_why(refusals: dict[str, str], name: str) -> None
     ns = refusals["ns"]
     reason, texts = REFUSALS[name]
     obj = wait_verified(ns, name, "False", reason)
-    c = condition(obj, "SignatureVerified")
-    assert c
+    c = cond(obj)
     for text in texts:
         assert text.format(**refusals) in c["message"], c["message"]
     assert "verified" not in obj["status"]
     # A refused version is never available.
-    available = condition(obj, "Available")
-    assert available and available["status"] == "False" and available["reason"] == reason
+    available = cond(obj, "Available")
+    assert available["status"] == "False" and available["reason"] == reason
 
 
 def test_missing_pieces_arriving_later_verify(refusals: dict[str, str]) -> None:
@@ -241,11 +306,11 @@ def test_removing_a_key_from_the_keyring_revokes_trust_and_restoring_it_restores
     apply(version_manifest("ranker-1-0-0", "ranker", "1.0.0", signed), namespace)
     obj = wait_verified(namespace, "ranker-1-0-0")
     assert obj["status"]["verified"]["keyName"] == "ring/old"
-    verified_at = condition(obj, "SignatureVerified")["lastTransitionTime"]
+    verified_at = cond(obj)["lastTransitionTime"]
 
     keyring(namespace, "ring", {"new": new})  # rotate the old key out
     obj = wait_verified(namespace, "ranker-1-0-0", "False", "UntrustedKey")
-    c = condition(obj, "SignatureVerified")
+    c = cond(obj)
     assert old.fingerprint in c["message"] and "ring/new" in c["message"]
     assert "verified" not in obj["status"]
     assert c["lastTransitionTime"] >= verified_at
@@ -263,8 +328,8 @@ def test_an_emptied_keyring_says_so(operator: Path, namespace: str, tmp_path: Pa
     wait_verified(namespace, "tagger-1-0-0")
     kubectl("patch", "configmap", "ring", "-n", namespace, "--type=json", "-p", '[{"op":"remove","path":"/data"}]')
     obj = wait_verified(namespace, "tagger-1-0-0", "False", "UntrustedKey")
-    message = condition(obj, "SignatureVerified")["message"]
-    assert f"{namespace}/ring" in message, message
+    message = cond(obj)["message"]
+    assert f"keyring ConfigMap {namespace}/ring holds no keys" in message, message
 
 
 def test_a_broken_entry_in_the_keyring_does_not_hide_the_good_keys(
@@ -279,6 +344,12 @@ def test_a_broken_entry_in_the_keyring_does_not_hide_the_good_keys(
     apply(version_manifest("parser-1-0-0", "parser", "1.0.0", signed), namespace)
     obj = wait_verified(namespace, "parser-1-0-0")
     assert obj["status"]["verified"]["keyName"] == "ring/release"
+    # The stray entry is named where it matters: when no key of the ring verifies a version.
+    stranger = make_model(tmp_path, "parser-other", new_key())
+    apply(version_manifest("parser-1-0-1", "parser", "1.0.1", stranger), namespace)
+    obj = wait_verified(namespace, "parser-1-0-1", "False", "UntrustedKey")
+    message = cond(obj)["message"]
+    assert f"{namespace}/ring key 'README' is not a PEM public key" in message, message
 
 
 # ----------------------------------------------------------------------------------------------- interop
@@ -327,19 +398,19 @@ def test_signature_transitions_are_recorded_as_events(operator: Path, namespace:
 
     refused = wait_for(lambda: event_with(namespace, "summarizer-1-0-0", "ModelNotFound", "SignatureVerified=False"),
                        WAIT, what="a ModelNotFound Event")
-    assert refused["type"] == "Warning"
+    assert refused and refused["type"] == "Warning"
     assert f"{namespace}/summarizer" in refused["message"]
     verified = wait_for(lambda: event_with(namespace, "summarizer-1-0-0", "Verified", "SignatureVerified=True"),
                         WAIT, what="a Verified Event")
-    assert verified["type"] == "Normal"
+    assert verified and verified["type"] == "Normal"
     assert "ring/release" in verified["message"]
     assert verified["involvedObject"]["kind"] == "ModelVersion"
-    assert verified["involvedObject"]["uid"] == get("modelversion", "summarizer-1-0-0", namespace)["metadata"]["uid"]
+    assert verified["involvedObject"]["uid"] == version(namespace, "summarizer-1-0-0")["metadata"]["uid"]
     # The same Event through events.k8s.io, as newer tools read it.
     items = json.loads(kubectl("get", "events.events.k8s.io", "-n", namespace, "-o", "json").stdout)["items"]
     assert any(e.get("reason") == "Verified" and e["regarding"]["name"] == "summarizer-1-0-0"
                and e.get("reportingController") for e in items)
-    assert sig_condition(namespace, "summarizer-1-0-0")["status"] == "True"
+    assert cond(version(namespace, "summarizer-1-0-0"))["status"] == "True"
 
 
 # ------------------------------------------------------------------------------------- a bundle that arrives
