@@ -68,8 +68,11 @@ def test_sign_verify_digest(sig_model: Path, keypair, capsys, tmp_path: Path) ->
     assert digest.startswith("sha256:") and len(digest) == 71
     code, out, _ = run(capsys, "digest", sig_model, "--signature", sig)
     assert code == 0 and out.strip() == digest
-    # a digest without leaving the signature out covers one more file
+    # by default the digest leaves MODEL_DIR/model.sig out, where the operator looks for the bundle
     code, out, _ = run(capsys, "digest", sig_model)
+    assert code == 0 and out.strip() == digest
+    # --signature '' leaves nothing out: one more file, another digest
+    code, out, _ = run(capsys, "digest", sig_model, "--signature", "")
     assert code == 0 and out.strip() != digest
 
 

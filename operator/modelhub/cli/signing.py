@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument(
         "--signature", metavar="SIG", default=None,
-        help="a signature file to leave out when it lives inside MODEL_DIR (as `sign` does)",
+        help="a signature file to leave out when it lives inside MODEL_DIR (as `sign` does); default "
+        "MODEL_DIR/model.sig, where the operator looks for the bundle ('' to leave nothing out)",
     )
     _hashing_options(p)
     p.set_defaults(func=_digest)
@@ -276,6 +277,8 @@ def _digest(args: argparse.Namespace) -> int:
 
 
 def _do_digest(args: argparse.Namespace) -> int:
+    if args.signature is None:
+        args.signature = os.path.join(args.model_dir, "model.sig")
     resources = signing.compute_manifest(
         args.model_dir,
         hash_algorithm=args.hash,

@@ -48,8 +48,8 @@ def check_pinned_digest(verified_digest: str, pinned: str) -> Verification | Non
         False,
         "DigestMismatch",
         f"the signature is valid but covers {verified_digest}, not the pinned spec.artifact.digest {pinned}; "
-        "pin the digest that `modelhub digest --signature MODEL_DIR/model.sig MODEL_DIR` prints (the bundle left "
-        "out, as the signer left it out), or sign the intended artifact",
+        "pin the digest that `modelhub digest MODEL_DIR` prints (it leaves MODEL_DIR/model.sig out, as the "
+        "signer did), or sign the intended artifact",
     )
 
 

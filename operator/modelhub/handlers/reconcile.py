@@ -402,6 +402,8 @@ async def apply_deployment(desired: dict[str, Any]) -> bool:
         if (covers(live.get("spec"), desired["spec"]) and covers(m.get("labels") or {}, want.get("labels") or {})
                 and covers(m.get("annotations") or {}, want.get("annotations") or {})
                 and covers(m.get("ownerReferences") or [], want.get("ownerReferences") or [])):
+            # Ours as it stands (e.g. after a restart): a later hand edit shows as a generation past this one.
+            STATE.applied_generation.setdefault((ns, name), int(m.get("generation") or 0))
             return False
     fn = STATE.kube.replace if drifted else STATE.kube.apply
     result = await kube_call(fn, desired)
@@ -472,11 +474,11 @@ async def reconcile_model(namespace: str, name: str) -> float | None:
         written = await asyncio.gather(*(apply_deployment(d) for d in desired))
         if desired:
             service = build_service(model, port=80)
-            # The Service depends on the Model alone: apply it when the Model changed or one of its Deployments
-            # was written, not on every status update of a Deployment. (Services are not watched; if they are
-            # cached some day, a missing one is applied too.)
+            # The Service depends on the Model alone: when Services are cached (their watch records them), apply
+            # it only when it is missing, the Model changed or one of its Deployments was written, not on every
+            # status update of a Deployment. Uncached, apply it every time: a deleted one must come back.
             services = STATE.cache.objects.get("Service")
-            missing = services is not None and (namespace, name) not in services
+            missing = services is None or (namespace, name) not in services
             if any(written) or missing or (model.get("status") or {}).get("observedGeneration") != gen:
                 try:
                     await kube_call(STATE.kube.apply, service)
