@@ -51,6 +51,7 @@ up_kwok() {
     --kubeconfig "$kubeconfig" \
     --kube-apiserver-port "${MODELHUB_APISERVER_PORT:-0}" \
     --extra-args "kube-apiserver=advertise-address=127.0.0.1" \
+    --extra-args "kube-apiserver=service-cluster-ip-range=10.0.0.0/16" \
     --disable-qps-limits \
     --wait 120s >&2
 }

@@ -50,11 +50,7 @@ def meta(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def versions_of(namespace: str, model: str) -> list[dict[str, Any]]:
-    return [
-        v
-        for v in STATE.cache.all("ModelVersion")
-        if meta(v).get("namespace") == namespace and (v.get("spec") or {}).get("model") == model
-    ]
+    return STATE.cache.group("ModelVersion", (namespace, model))
 
 
 def live_revocations() -> list[dict[str, Any]]:
@@ -68,13 +64,7 @@ def covering(obj: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
 
 
 def deployments_of_model(namespace: str, model: str) -> list[dict[str, Any]]:
-    return [
-        d
-        for d in STATE.cache.all("Deployment")
-        if meta(d).get("namespace") == namespace
-        and (meta(d).get("labels") or {}).get(LABEL_MODEL) == model
-        and (meta(d).get("labels") or {}).get(LABEL_MANAGED) == "modelhub"
-    ]
+    return STATE.cache.group("Deployment", (namespace, model))
 
 
 async def kube_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -82,6 +72,7 @@ async def kube_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 _EVENT_TASKS: set[asyncio.Task[None]] = set()
+_EVENT_SLOTS = asyncio.Semaphore(8)  # Events trickle out; they never crowd the API server
 
 
 async def emit(obj: dict[str, Any], events: list[tuple[str, str, str]], action: str) -> None:
@@ -90,8 +81,11 @@ async def emit(obj: dict[str, Any], events: list[tuple[str, str, str]], action: 
         return
 
     async def post() -> None:
-        for type_, reason, message in events:
-            await kube_call(STATE.kube.event, obj, type_=type_, reason=reason, message=message, action=action)
+        async with _EVENT_SLOTS:
+            for type_, reason, message in events:
+                if STATE.queue is not None:
+                    await STATE.queue.open.wait()  # not while a teardown runs
+                await kube_call(STATE.kube.event, obj, type_=type_, reason=reason, message=message, action=action)
 
     task = asyncio.create_task(post())
     _EVENT_TASKS.add(task)
@@ -513,12 +507,23 @@ async def reconcile_model(namespace: str, name: str) -> float | None:
     }
     await patch_status_if_changed("Model", model, status)
     await emit(model, plan.events, "Rollout")
-    if old.get("observedGeneration") != gen:
-        # A new or changed Model (keys, approval policy) changes how its versions verify. (Promotion changes
-        # reach them through their Deployments' watch events; re-checking every version on every status update
-        # of a Deployment would multiply the work by the number of versions.)
-        for v in versions:
-            STATE.enqueue("ModelVersion", namespace, meta(v)["name"])
+    for v in versions:
+        # A new or changed Model (keys, approval policy) changes how all its versions verify; otherwise only a
+        # version whose status.workload lags behind its Deployment needs a look (re-checking every version on
+        # every status update of a Deployment would multiply the work by the number of versions). Watch events
+        # of the Deployment usually got there first; this also covers the ones that were not routed to it.
+        v_name = meta(v)["name"]
+        vdep = STATE.cache.get("Deployment", namespace, v_name)
+        if vdep is not None and (meta(vdep).get("annotations") or {}).get(ANN_VERSION_NAME) != v_name:
+            vdep = None
+        shown = (v.get("status") or {}).get("workload") or {}
+        actual = {} if vdep is None else {
+            "deployment": v_name, "replicas": int((vdep.get("spec") or {}).get("replicas") or 0),
+            "readyReplicas": ready(vdep),
+        }
+        if old.get("observedGeneration") != gen or {k: shown.get(k) for k in actual} != actual or (
+                vdep is None and shown.get("deployment")):
+            STATE.enqueue("ModelVersion", namespace, v_name)
     if handing_over or any(s["readyReplicas"] < s["replicas"] for s in serving):
         return 3.0
     return None
@@ -576,7 +581,13 @@ async def reconcile_revocation(namespace: str, name: str) -> float | None:  # no
         intent = rdomain.tearing_down_status(rev.get("status") or {}, generation=gen, targets=len(targets),
                                              now=dt.datetime.now(dt.UTC))
         failpoints.hit("revocation.before-delete")
-        _, deleted = await asyncio.gather(patch_status_if_changed("Revocation", rev, intent), teardown(targets))
+        if STATE.queue is not None:
+            STATE.queue.hold()
+        try:
+            _, deleted = await asyncio.gather(patch_status_if_changed("Revocation", rev, intent), teardown(targets))
+        finally:
+            if STATE.queue is not None:
+                STATE.queue.release()
         metrics.TORN_DOWN.inc(deleted)
         rev = STATE.cache.get("Revocation", "", name) or rev
         failpoints.hit("revocation.after-delete")

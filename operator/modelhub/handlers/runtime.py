@@ -24,13 +24,38 @@ class Cache:
     """Latest body of every watched object, by kind then (namespace, name)."""
 
     objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    # Optional grouping per kind (e.g. ModelVersions by (namespace, model)), so lookups are not scans.
+    groupers: dict[str, Callable[[dict[str, Any]], tuple[str, str] | None]] = field(default_factory=dict)
+    groups: dict[str, dict[tuple[str, str], set[tuple[str, str]]]] = field(default_factory=dict)
+
+    def _group(self, kind: str, key: tuple[str, str], body: dict[str, Any] | None, add: bool) -> None:
+        fn = self.groupers.get(kind)
+        if fn is None or body is None:
+            return
+        g = fn(body)
+        if g is None:
+            return
+        members = self.groups.setdefault(kind, {}).setdefault(g, set())
+        if add:
+            members.add(key)
+        else:
+            members.discard(key)
 
     def put(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
-        self.objects.setdefault(kind, {})[(meta.get("namespace") or "", meta["name"])] = body
+        key = (meta.get("namespace") or "", meta["name"])
+        bucket = self.objects.setdefault(kind, {})
+        self._group(kind, key, bucket.get(key), add=False)
+        bucket[key] = body
+        self._group(kind, key, body, add=True)
 
     def drop(self, kind: str, namespace: str | None, name: str) -> None:
-        self.objects.get(kind, {}).pop((namespace or "", name), None)
+        key = (namespace or "", name)
+        self._group(kind, key, self.objects.get(kind, {}).pop(key, None), add=False)
+
+    def group(self, kind: str, group: tuple[str, str]) -> list[dict[str, Any]]:
+        bucket = self.objects.get(kind, {})
+        return [bucket[k] for k in sorted(self.groups.get(kind, {}).get(group, ())) if k in bucket]
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self.objects.get(kind, {}).get((namespace or "", name))
@@ -53,6 +78,11 @@ class WorkQueue:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()
+        # Cleared while a Revocation tears workloads down: routine reconciles wait, so the deletes get the API
+        # server (and this process) to themselves.
+        self.open = asyncio.Event()
+        self.open.set()
+        self._holds = 0
 
     def add(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
@@ -78,6 +108,15 @@ class WorkQueue:
         self._timers.pop(key, None)
         self.add(key)
 
+    def hold(self) -> None:
+        self._holds += 1
+        self.open.clear()
+
+    def release(self) -> None:
+        self._holds = max(0, self._holds - 1)
+        if not self._holds:
+            self.open.set()
+
     def start(self) -> None:
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._work(i)) for i in range(self._workers)]
@@ -91,6 +130,8 @@ class WorkQueue:
     async def _work(self, _: int) -> None:
         while True:
             _, _, key = await self._queue.get()
+            if key[0] != "Revocation":
+                await self.open.wait()
             self._queued.discard(key)
             self._active.add(key)
             started = time.monotonic()

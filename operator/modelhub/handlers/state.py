@@ -41,6 +41,19 @@ class Settings:
 _PENDING = object()
 
 
+def _version_group(obj: dict[str, Any]) -> tuple[str, str] | None:
+    model = (obj.get("spec") or {}).get("model")
+    return ((obj.get("metadata") or {}).get("namespace") or "", model) if model else None
+
+
+def _deployment_group(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """Managed Deployments by (namespace, model)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get("app.kubernetes.io/managed-by") != "modelhub" or not labels.get("modelhub.dev/model"):
+        return None
+    return ((obj.get("metadata") or {}).get("namespace") or "", labels["modelhub.dev/model"])
+
+
 class ConfigMapCache:
     """Read-through cache of the ConfigMaps verification reads (keyrings, bundles), kept fresh by the watch.
 
@@ -78,7 +91,7 @@ class ConfigMapCache:
 class State:
     def __init__(self) -> None:
         self.settings = Settings()
-        self.cache = Cache()
+        self.cache = Cache(groupers={"ModelVersion": _version_group, "Deployment": _deployment_group})
         self.index = VersionIndex()
         self.queue: WorkQueue | None = None
         self.approval_key: bytes = b""
