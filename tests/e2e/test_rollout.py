@@ -72,11 +72,16 @@ class Env:
         return name
 
 
-@pytest.fixture
-def env(operator: Path, namespace: str, tmp_path: Path) -> Env:
+def make_env(namespace: str, root: Path) -> Env:
+    """The namespace with a new key trusted by the `release-keys` keyring ConfigMap."""
     key = new_key()
     keyring(namespace, KEYRING, {"release.pub": key})
-    return Env(namespace, key, tmp_path)
+    return Env(namespace, key, root)
+
+
+@pytest.fixture
+def env(operator: Path, namespace: str, tmp_path: Path) -> Env:
+    return make_env(namespace, tmp_path)
 
 
 # --- what users look at ------------------------------------------------------------------------------------
@@ -241,9 +246,19 @@ def test_rollback_serves_the_older_version_and_records_it(env: Env) -> None:
 
     kubectl("patch", "model", "clf", "-n", env.ns, "--type=merge", "-p", '{"spec":{"promotion":{"stable":"1.0.0"}}}')
 
+    # make before break: at every moment some version serves, until 1.1.0's Deployment is gone
+    deadline = time.monotonic() + WAIT
+    while True:
+        deps = {d["metadata"]["name"]: d for d in get_list("deployments", env.ns)
+                if not d["metadata"].get("deletionTimestamp")}
+        assert any((d.get("status") or {}).get("availableReplicas") for d in deps.values()), \
+            f"no Deployment serves during the rollback: {sorted(deps)}"
+        if new not in deps:
+            break
+        assert time.monotonic() < deadline, f"deployment {new} was not removed within {WAIT}s"
+        time.sleep(0.1)
     wait_ready(env.ns, old)
     deployment_available(env.ns, old)
-    wait_for(lambda: gone("deployment", env.ns, new), WAIT, what=f"deployment {new} removed")
     st = wait_for(lambda: (s := model_status(env.ns, "clf")).get("stableVersion") == "1.0.0" and s, WAIT,
                   what="status.stableVersion 1.0.0")
     assert st["history"][-1]["reason"] == "RolledBack"
@@ -256,6 +271,21 @@ def test_rollback_serves_the_older_version_and_records_it(env: Env) -> None:
     wait_for(lambda: {p["metadata"]["labels"]["modelhub.dev/version"]
                       for p in get_list("pods", env.ns, selector)} == {"1.0.0"},
              WAIT, what="only 1.0.0 pods behind the Service")
+
+
+def test_promotion_needing_the_gpus_of_the_served_version_replaces_it(env: Env) -> None:
+    """Make before break stops where there is no room: the new version cannot be placed while the old one holds
+    every GPU of the node, so the old one goes and the new one takes its place (no deadlock)."""
+    env.model("llm", stable="1.0.0", accelerator={"kind": "gpu", "count": 4, "product": "NVIDIA-L4"})
+    old, new = env.version("llm", "1.0.0"), env.version("llm", "1.1.0")
+    wait_ready(env.ns, old)
+    assert running(env.ns, old, 1)[0]["spec"]["nodeName"] == "gpu-l4-0"
+
+    kubectl("patch", "model", "llm", "-n", env.ns, "--type=merge", "-p", '{"spec":{"promotion":{"stable":"1.1.0"}}}')
+
+    wait_ready(env.ns, new)
+    assert running(env.ns, new, 1)[0]["spec"]["nodeName"] == "gpu-l4-0"
+    wait_for(lambda: gone("deployment", env.ns, old), WAIT, what=f"deployment {old} removed")
 
 
 # --- 5. approval and verification gate the rollout ---------------------------------------------------------
@@ -364,13 +394,14 @@ def test_manual_edits_of_managed_objects_are_undone(env: Env) -> None:
     deployment_available(env.ns, name, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="the operator does not watch Services, so nothing reconciles the Model when "
-                   "its Service is deleted (needs a Service watch in handlers/operator.py)")
 def test_deleted_service_is_recreated(env: Env) -> None:
     env.model("clf", stable="1.0.0")
     name = env.version("clf", "1.0.0")
     wait_ready(env.ns, name)
     service = wait_for(lambda: get("service", "clf", env.ns), WAIT, what="the Service")
+    wait_for(lambda: [s["readyReplicas"] for s in model_status(env.ns, "clf").get("serving") or []] == [1], WAIT,
+             what="the Model serving")
+    time.sleep(4)  # settled: no reconcile of the Model is pending (it looks again every 3 s while pods start)
 
     kubectl("delete", "service", "clf", "-n", env.ns, "--wait=false")
     recreated = wait_for(

@@ -130,6 +130,7 @@ async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None: 
 @kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": "modelhub"})
 async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
     """A managed Service edited or deleted by hand: the Model's reconcile puts it back."""
+    _record("Service", type, body)
     model = (body.metadata.labels or {}).get("modelhub.dev/model")
     if model and body.metadata.namespace:
         reconcile.STATE.enqueue("Model", body.metadata.namespace, model)

@@ -1,0 +1,456 @@
+#!/usr/bin/env python3
+"""Benchmark rollout: 100 signed ModelVersions applied at once, until all 100 Deployments are Available.
+
+    python tests/bench/bench_rollout.py [--n 100] [--namespaces 10] [--concurrency 32] [--timeout 300]
+                                        [--operator-verbose] [--keep]
+
+Needs KUBECONFIG pointing at a live cluster (`make bench-rollout` brings up the local control plane). Unless
+MODELHUB_OPERATOR=external, it applies the CRDs and starts the operator as a subprocess (webhooks on a free
+port, no metrics port), like the e2e fixture.
+
+Setup (not timed): N/NAMESPACES namespaces each hold a keyring ConfigMap, a ConfigMap of signature bundles and
+one CPU Model per version (1 replica, `stable: 1.0.0`). The Models wait with VersionNotFound.
+
+* operator: N ModelVersions (each its own Model's 1.0.0, bundle in the ConfigMap) are created concurrently by a
+  thread pool; the clock runs from the first create to the moment the last of the N Deployments is Available
+  (a watch on Deployments).
+* floor: in fresh namespaces, the same N Deployments (built by the operator's own builder, so the pod spec is the
+  same shape; no owner, not labelled for the operator) are created directly by the same thread pool, and timed
+  to all Available the same way. It is the best a plain client can do for the same work on this cluster.
+
+Prints per-object latencies (create -> Deployment seen, seen -> Available; median / p99), then as the LAST line
+one JSON object: {"n": ..., "seconds": ..., "floor_seconds": ..., "ratio": ...}. Namespaces are deleted after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "operator"))
+
+import kubernetes  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
+
+from modelhub.domain.signing import (  # noqa: E402
+    compute_manifest,
+    generate_private_key,
+    sign_model_dir,
+    subject_digest,
+)
+from modelhub.domain.workloads import LABEL_MANAGED, LABEL_SERVES, build_deployment  # noqa: E402
+
+GROUP, VERSION = "modelhub.dev", "v1alpha1"
+IMAGE = "ghcr.io/example/serve:1.0"
+LOADER_IMAGE = "ghcr.io/modelhub/modelhub:0.1.0"
+KEYRING, SIGNATURES = "release-keys", "signatures"
+BENCH_LABEL = "modelhub.dev/bench"
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def kubectl_bin() -> str:
+    return os.environ.get("KUBECTL") or shutil.which("kubectl") or "kubectl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the cluster ------------------------------------------------------------------------------------------
+class Clients:
+    def __init__(self, pool: int) -> None:
+        cfg = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(client_configuration=cfg)
+        cfg.connection_pool_maxsize = pool
+        self.api = kubernetes.client.ApiClient(cfg)
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.apps = kubernetes.client.AppsV1Api(self.api)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+
+
+def apply_crds() -> None:
+    crds = str(REPO / "crds")
+    for args in (["apply", "--server-side", "--force-conflicts", "-f", crds],
+                 ["wait", "--for=condition=Established", "--timeout=60s", "-f", crds]):
+        subprocess.run([kubectl_bin(), *args], check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def operator_process(verbose: bool) -> Iterator[Path | None]:
+    if os.environ.get("MODELHUB_OPERATOR") == "external":
+        log("operator: external (MODELHUB_OPERATOR=external)")
+        yield None
+        return
+    log_path = Path(tempfile.mkdtemp(prefix="bench-rollout-")) / "operator.log"
+    env = {**os.environ}
+    env.setdefault("MODELHUB_WEBHOOK_PORT", str(free_port()))
+    env.setdefault("MODELHUB_METRICS_PORT", "0")
+    cmd = [sys.executable, "-m", "modelhub", "run", "--liveness", ""] + (["--verbose"] if verbose else [])
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**env, "PYTHONPATH": str(REPO / "operator")})
+    try:
+        deadline = time.monotonic() + 60
+        while b"modelhub operator started" not in log_path.read_bytes():
+            if proc.poll() is not None:
+                raise SystemExit(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"operator did not start within 60s; log: {log_path}")
+            time.sleep(0.2)
+        log(f"operator: pid {proc.pid}, webhooks on 127.0.0.1:{env['MODELHUB_WEBHOOK_PORT']}, log {log_path}")
+        yield log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- fixtures: keys, signed models, manifests --------------------------------------------------------------
+@dataclass
+class Item:
+    namespace: str
+    model: str
+    version_name: str
+    digest: str
+    bundle: bytes
+    uri: str
+
+    def model_manifest(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Model",
+            "metadata": {"name": self.model, "namespace": self.namespace, "labels": {BENCH_LABEL: "true"}},
+            "spec": {
+                "card": {"description": "rollout benchmark", "owner": "bench"},
+                "trust": {"keys": [{"name": KEYRING}]},
+                "serving": {"runtime": {"image": IMAGE, "port": 8080}, "accelerator": {"kind": "cpu"}, "replicas": 1},
+                "promotion": {"stable": "1.0.0"},
+            },
+        }
+
+    def version_manifest(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelVersion",
+            "metadata": {"name": self.version_name, "namespace": self.namespace, "labels": {BENCH_LABEL: "true"}},
+            "spec": {"model": self.model, "version": "1.0.0", "artifact": {
+                "uri": self.uri, "digest": self.digest,
+                "signature": {"configMapRef": {"name": SIGNATURES, "key": f"{self.model}.sig"}},
+            }},
+        }
+
+    def floor_deployment(self, namespace: str) -> dict[str, Any]:
+        """The Deployment the operator would build for this version, as a plain client's object."""
+        model = {**self.model_manifest(), "metadata": {"name": self.model, "namespace": namespace, "uid": "x"}}
+        version = {**self.version_manifest(),
+                   "metadata": {"name": self.version_name, "namespace": namespace, "uid": "x"}}
+        dep = build_deployment(model, version, replicas=1, role="stable", loader_image=LOADER_IMAGE,
+                               cpu_node_selector={"modelhub.dev/node-class": "cpu"})
+        meta = dep["metadata"]
+        del meta["ownerReferences"]  # no owner: the garbage collector would delete it
+        meta["labels"] = {k: v for k, v in meta["labels"].items() if k not in (LABEL_SERVES, LABEL_MANAGED)}
+        meta["labels"][BENCH_LABEL] = "floor"
+        return dep
+
+
+def make_items(root: Path, run: str, n: int, namespaces: int, private_key: bytes) -> list[Item]:
+    items = []
+    for i in range(n):
+        ns = f"bench-roll-{run}-{i % namespaces}"
+        model = f"m{i:03d}"
+        path = root / f"{ns}-{model}"
+        path.mkdir(parents=True)
+        (path / "weights.bin").write_bytes(f"weights {run} {i}".encode() * 64)
+        (path / "config.json").write_bytes(b'{"layers": 2}')
+        digest = subject_digest(compute_manifest(path))
+        bundle = sign_model_dir(path, private_key)
+        items.append(Item(ns, model, f"{model}-1-0-0", digest, bundle, f"file://{path}"))
+    return items
+
+
+# --- watching Deployments --------------------------------------------------------------------------------
+@dataclass
+class Watcher:
+    """Records, per Deployment in the watched namespaces, when it was first seen and when it became Available."""
+
+    clients: Clients
+    namespaces: set[str]
+    label_selector: str
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    available: dict[tuple[str, str], float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        listed = self.clients.apps.list_deployment_for_all_namespaces(label_selector=self.label_selector)
+        self._rv = listed.metadata.resource_version
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            w = kubernetes.watch.Watch()
+            try:
+                for ev in w.stream(self.clients.apps.list_deployment_for_all_namespaces,
+                                   label_selector=self.label_selector, resource_version=self._rv,
+                                   timeout_seconds=30, allow_watch_bookmarks=True):
+                    now = time.monotonic()
+                    obj = ev["object"]
+                    if ev["type"] == "ERROR":
+                        raw = obj if isinstance(obj, dict) else {}
+                        raise ApiException(status=raw.get("code"), reason=raw.get("message"))
+                    if ev["type"] == "BOOKMARK":
+                        meta = obj.get("metadata", {}) if isinstance(obj, dict) else {}
+                        self._rv = meta.get("resourceVersion") or self._rv
+                        continue
+                    self._rv = obj.metadata.resource_version
+                    if obj.metadata.namespace not in self.namespaces:
+                        continue
+                    key = (obj.metadata.namespace, obj.metadata.name)
+                    with self._changed:
+                        self.seen.setdefault(key, now)
+                        st = obj.status
+                        avail = any(c.type == "Available" and c.status == "True" for c in (st.conditions or []))
+                        if avail and (st.available_replicas or 0) >= (obj.spec.replicas or 0):
+                            self.available.setdefault(key, now)
+                        self._changed.notify_all()
+                    if self._stop.is_set():
+                        break
+            except ApiException as exc:
+                if exc.status == 410:  # expired: relist
+                    self._rv = self.clients.apps.list_deployment_for_all_namespaces(
+                        label_selector=self.label_selector).metadata.resource_version
+                    continue
+                self.error = exc
+                return
+            except Exception as exc:  # noqa: BLE001 - reported by wait()
+                if self._stop.is_set():
+                    return
+                self.error = exc
+                return
+            finally:
+                w.stop()
+
+    def wait(self, n: int, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.available) < n:
+                if self.error:
+                    raise RuntimeError(f"deployment watch failed: {self.error}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"only {len(self.available)}/{n} Deployments Available after {timeout}s "
+                                       f"({len(self.seen)} created)")
+                self._changed.wait(min(left, 1.0))
+            return max(self.available.values())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# --- the two runs --------------------------------------------------------------------------------------------
+def create_all(fns: list[Callable[[], Any]], concurrency: int) -> dict[int, float]:
+    """Run the creates on a thread pool; the monotonic time each create was sent, by index."""
+    sent: dict[int, float] = {}
+
+    def one(i: int) -> None:
+        sent[i] = time.monotonic()
+        fns[i]()
+
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        for f in [pool.submit(one, i) for i in range(len(fns))]:
+            f.result()
+    return sent
+
+
+def stats(values: list[float]) -> str:
+    if not values:
+        return "-"
+    values = sorted(values)
+    p99 = values[min(len(values) - 1, int(round(0.99 * (len(values) - 1))))]
+    return f"median {statistics.median(values):6.2f}s  p99 {p99:6.2f}s  max {values[-1]:6.2f}s"
+
+
+@dataclass
+class Result:
+    seconds: float
+    to_seen: list[float]
+    seen_to_available: list[float]
+    total: list[float]
+
+
+def timed_run(clients: Clients, namespaces: set[str], keys: list[tuple[str, str]],
+              creates: list[Callable[[], Any]], label_selector: str, concurrency: int, timeout: float) -> Result:
+    watcher = Watcher(clients, namespaces, label_selector)
+    watcher.start()
+    try:
+        t0 = time.monotonic()
+        sent = create_all(creates, concurrency)
+        created = time.monotonic() - t0
+        end = watcher.wait(len(keys), timeout)
+    finally:
+        watcher.stop()
+    log(f"  all {len(creates)} creates returned after {created:.2f}s")
+    to_seen = [watcher.seen[k] - sent[i] for i, k in enumerate(keys)]
+    seen_to_avail = [watcher.available[k] - watcher.seen[k] for k in keys]
+    total = [watcher.available[k] - sent[i] for i, k in enumerate(keys)]
+    return Result(end - t0, to_seen, seen_to_avail, total)
+
+
+def create_namespaces(clients: Clients, names: list[str]) -> None:
+    for ns in names:
+        clients.core.create_namespace({"metadata": {"name": ns, "labels": {BENCH_LABEL: "true"}}})
+
+
+def delete_namespaces(clients: Clients, names: list[str], wait: float = 90) -> None:
+    for ns in names:
+        with contextlib.suppress(ApiException):
+            clients.core.delete_namespace(ns)
+    deadline = time.monotonic() + wait
+    left = set(names)
+    while left and time.monotonic() < deadline:
+        left = {ns for ns in left if _exists(clients, ns)}
+        if left:
+            time.sleep(1)
+    if left:
+        log(f"cleanup: {len(left)} namespaces still terminating")
+
+
+def _exists(clients: Clients, ns: str) -> bool:
+    try:
+        clients.core.read_namespace(ns)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def wait_models_settled(clients: Clients, items: list[Item], timeout: float = 120) -> None:
+    """Every Model has been reconciled once (status.observedGeneration), so the operator is idle at t0."""
+    deadline = time.monotonic() + timeout
+    pending = {(it.namespace, it.model) for it in items}
+    while pending and time.monotonic() < deadline:
+        for ns in {ns for ns, _ in pending}:
+            listed = clients.custom.list_namespaced_custom_object(GROUP, VERSION, ns, "models")
+            for m in listed.get("items", []):
+                if (m.get("status") or {}).get("observedGeneration") == m["metadata"].get("generation"):
+                    pending.discard((ns, m["metadata"]["name"]))
+        if pending:
+            time.sleep(0.5)
+    if pending:
+        raise SystemExit(f"{len(pending)} Models were not reconciled within {timeout}s: is the operator running?")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100, help="ModelVersions (and Deployments)")
+    ap.add_argument("--namespaces", type=int, default=10)
+    ap.add_argument("--concurrency", type=int, default=32, help="threads creating objects")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for all Available")
+    ap.add_argument("--operator-verbose", action="store_true", help="run the operator with --verbose (its log)")
+    ap.add_argument("--keep", action="store_true", help="keep the namespaces")
+    args = ap.parse_args()
+    if not os.environ.get("KUBECONFIG"):
+        raise SystemExit("set KUBECONFIG (make bench-rollout brings up the local control plane)")
+
+    run = uuid.uuid4().hex[:5]
+    clients = Clients(pool=max(args.concurrency * 2, 64))
+    private_key, public_key = generate_private_key("p256")
+    root = Path(tempfile.mkdtemp(prefix="bench-rollout-models-"))
+    items = make_items(root, run, args.n, args.namespaces, private_key)
+    op_namespaces = sorted({it.namespace for it in items})
+    floor_namespaces = [f"bench-floor-{run}-{i}" for i in range(args.namespaces)]
+    log(f"rollout benchmark: {args.n} ModelVersions in {len(op_namespaces)} namespaces, "
+        f"concurrency {args.concurrency}, KUBECONFIG={os.environ['KUBECONFIG']}")
+
+    apply_crds()
+    try:
+        with operator_process(args.operator_verbose) as op_log:
+            # --- floor first, on an idle cluster: the same Deployments, created directly ---
+            create_namespaces(clients, floor_namespaces)
+            floor_items = [(floor_namespaces[i % args.namespaces], it) for i, it in enumerate(items)]
+            floor_deps = [it.floor_deployment(ns) for ns, it in floor_items]
+            log("floor: creating the Deployments directly")
+            floor = timed_run(
+                clients, set(floor_namespaces), [(ns, it.version_name) for ns, it in floor_items],
+                [lambda d=d: clients.apps.create_namespaced_deployment(d["metadata"]["namespace"], d)
+                 for d in floor_deps],
+                f"{BENCH_LABEL}=floor", args.concurrency, args.timeout,
+            )
+            delete_namespaces(clients, floor_namespaces)  # gone before the operator run starts
+
+            # --- setup for the operator (not timed) ---
+            create_namespaces(clients, op_namespaces)
+            for ns in op_namespaces:
+                mine = [it for it in items if it.namespace == ns]
+                clients.core.create_namespaced_config_map(ns, {
+                    "metadata": {"name": KEYRING}, "data": {"release.pub": public_key.decode()}})
+                clients.core.create_namespaced_config_map(ns, {
+                    "metadata": {"name": SIGNATURES},
+                    "data": {f"{it.model}.sig": it.bundle.decode() for it in mine}})
+                for it in mine:
+                    clients.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "models",
+                                                                   it.model_manifest())
+            wait_models_settled(clients, items)
+            time.sleep(1)  # let the last status writes and their watch events drain
+
+            log("operator: creating the ModelVersions")
+            op = timed_run(
+                clients, set(op_namespaces), [(it.namespace, it.version_name) for it in items],
+                [lambda it=it: clients.custom.create_namespaced_custom_object(
+                    GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
+                f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
+            )
+            if op_log:
+                log(f"operator log: {op_log}")
+    finally:
+        if not args.keep:
+            delete_namespaces(clients, op_namespaces + floor_namespaces)
+        shutil.rmtree(root, ignore_errors=True)
+
+    log("")
+    log(f"{'':34}{'operator':>12}{'floor':>12}")
+    log(f"{'all ' + str(args.n) + ' Available (wall)':34}{op.seconds:11.2f}s{floor.seconds:11.2f}s")
+    log("per object, operator:")
+    log(f"  create -> Deployment exists     {stats(op.to_seen)}")
+    log(f"  Deployment -> Available         {stats(op.seen_to_available)}")
+    log(f"  create -> Available             {stats(op.total)}")
+    log("per object, floor:")
+    log(f"  create -> Deployment exists     {stats(floor.to_seen)}")
+    log(f"  Deployment -> Available         {stats(floor.seen_to_available)}")
+    log(f"  create -> Available             {stats(floor.total)}")
+    ratio = op.seconds / floor.seconds if floor.seconds else float("inf")
+    log(f"ratio operator/floor: {ratio:.2f}")
+    print(json.dumps({"n": args.n, "seconds": round(op.seconds, 3), "floor_seconds": round(floor.seconds, 3),
+                      "ratio": round(ratio, 3)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
