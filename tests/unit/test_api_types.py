@@ -359,58 +359,6 @@ def test_revocation_affected_is_capped():
 
 
 # --- serving merge ----------------------------------------------------------------------------------------
-def test_effective_serving_merges_overrides():
-    defaults = api.Serving.model_validate(
-        {
-            "runtime": {
-                "image": "srv:1",
-                "port": 9000,
-                "args": ["--a"],
-                "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
-                "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}},
-            },
-            "accelerator": {"kind": "gpu", "count": 1},
-            "replicas": 4,
-            "nodeSelector": {"pool": "inference", "zone": "a"},
-            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
-        }
-    )
-    overrides = api.ServingOverrides.model_validate(
-        {
-            "runtime": {
-                "image": "srv:2",
-                "env": [{"name": "B", "value": "20"}, {"name": "C", "value": "3"}],
-                "resources": {"limits": {"memory": "2Gi"}},
-            },
-            "replicas": 0,
-            "nodeSelector": {"zone": "b"},
-        }
-    )
-    out = api.effective_serving(defaults, overrides)
-    assert out.runtime.image == "srv:2" and out.runtime.port == 9000 and out.runtime.args == ["--a"]
-    assert [(e.name, e.value) for e in out.runtime.env] == [("A", "1"), ("B", "20"), ("C", "3")]
-    assert out.runtime.resources.requests == {"cpu": "1"} and out.runtime.resources.limits == {
-        "memory": "2Gi"
-    }
-    assert out.accelerator == api.Accelerator(kind="gpu", count=1)
-    assert out.replicas == 0
-    assert out.node_selector == {"pool": "inference", "zone": "b"}
-    assert [t.key for t in out.tolerations] == ["dedicated"]
-    # Defaults alone are returned unchanged; the accelerator is replaced as a whole.
-    assert api.effective_serving(defaults, None) == defaults
-    cpu = api.effective_serving(defaults, api.ServingOverrides(accelerator=api.Accelerator(kind="cpu")))
-    assert cpu.accelerator.kind == "cpu" and cpu.accelerator.count is None
-
-
-def test_effective_serving_needs_an_image():
-    with pytest.raises(ValueError, match="no runtime image"):
-        api.effective_serving(None, api.ServingOverrides(replicas=2))
-    only_version = api.effective_serving(
-        None, api.ServingOverrides.model_validate({"runtime": {"image": "x"}})
-    )
-    assert only_version.runtime.port == 8080 and only_version.replicas == 1
-
-
 def test_mappings_that_are_not_dicts_are_accepted():
     """kopf passes Body/Spec views (Mappings); strict mode must not refuse them."""
 

@@ -1,7 +1,7 @@
 """How a model version is served: the inference container, the accelerator it needs, replicas and placement.
 
 A Model's ``spec.serving`` holds the defaults (``Serving``); a ModelVersion's ``spec.serving`` overrides them
-(``ServingOverrides``, every field optional). :func:`effective_serving` merges the two.
+(``ServingOverrides``, every field optional). ``modelhub.domain.placement.effective_serving`` merges the two.
 """
 
 from __future__ import annotations
@@ -242,50 +242,6 @@ class ServingOverrides(SpecModel):
     affinity: dict[str, Any] | None = _affinity_field(_SERVING_DOC["affinity"] + " Replaces the Model's.")
 
 
-def _merge_env(base: list[EnvVar], over: list[EnvVar]) -> list[EnvVar]:
-    by_name = {e.name: e for e in over}
-    merged = [by_name.pop(e.name, e) for e in base]
-    return merged + [e for e in over if e.name in by_name]
-
-
-def effective_serving(defaults: Serving | None, overrides: ServingOverrides | None) -> Serving:
-    """The serving configuration of one version: the Model's defaults with the version's overrides applied.
-
-    Scalars and lists replace (command, args, tolerations), maps merge by key (nodeSelector, resources
-    requests/limits), env merges by name, accelerator and affinity replace as a whole. Raises ``ValueError``
-    when neither side names a runtime image.
-    """
-    o = overrides or ServingOverrides()
-    ro = o.runtime or RuntimeOverrides()
-    base_rt = defaults.runtime if defaults else None
-    image = ro.image or (base_rt.image if base_rt else None)
-    if not image:
-        raise ValueError("no runtime image: set spec.serving.runtime.image on the Model or the ModelVersion")
-    base_res = (base_rt.resources if base_rt else None) or ResourceRequirements()
-    over_res = ro.resources or ResourceRequirements()
-    resources = None
-    if (base_rt and base_rt.resources) or ro.resources:
-        resources = ResourceRequirements(
-            requests={**base_res.requests, **over_res.requests}, limits={**base_res.limits, **over_res.limits}
-        )
-    runtime = Runtime(
-        image=image,
-        port=ro.port if ro.port is not None else (base_rt.port if base_rt else 8080),
-        command=list(ro.command if ro.command is not None else (base_rt.command if base_rt else [])),
-        args=list(ro.args if ro.args is not None else (base_rt.args if base_rt else [])),
-        env=_merge_env(list(base_rt.env) if base_rt else [], list(ro.env or [])),
-        resources=resources,
-    )
-    return Serving(
-        runtime=runtime,
-        accelerator=o.accelerator or (defaults.accelerator if defaults else None),
-        replicas=o.replicas if o.replicas is not None else (defaults.replicas if defaults else 1),
-        node_selector={**(defaults.node_selector if defaults else {}), **(o.node_selector or {})},
-        tolerations=list(o.tolerations if o.tolerations is not None else (defaults.tolerations if defaults else [])),
-        affinity=o.affinity if o.affinity is not None else (defaults.affinity if defaults else None),
-    )
-
-
 __all__ = [
     "Accelerator",
     "EnvVar",
@@ -296,5 +252,4 @@ __all__ = [
     "Serving",
     "ServingOverrides",
     "Toleration",
-    "effective_serving",
 ]

@@ -72,7 +72,6 @@ from modelhub.api.serving import (
     Serving,
     ServingOverrides,
     Toleration,
-    effective_serving,
 )
 
 #: The three resources, in the order their CRDs are generated.
@@ -154,7 +153,6 @@ __all__ = [
     "Verified",
     "VersionCounts",
     "Workload",
-    "effective_serving",
     "error_lines",
     "format_validation_error",
     "parse_resource",
