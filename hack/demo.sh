@@ -9,7 +9,7 @@ cd "$root"
 . hack/versions.env
 cache=${MODELHUB_CACHE:-$HOME/.cache/modelhub}
 hack/cluster.sh up
-export KUBECONFIG="$cache/cluster/kubeconfig"
+eval "$(hack/cluster.sh env | grep KUBECONFIG)"
 export PATH="$cache/bin/links:$root/.venv/bin:$PATH"
 ns=demo
 work=$(mktemp -d)
