@@ -83,12 +83,6 @@ class Kube:
             item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
         return list(out.get("items", []))
 
-    def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
-        self.request(
-            "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}/{name}",
-            body={"metadata": metadata}, content_type="application/merge-patch+json",
-        )
-
     # --- core objects -----------------------------------------------------------------------------------
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
