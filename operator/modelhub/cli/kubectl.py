@@ -24,7 +24,7 @@ import subprocess
 import sys
 from typing import Any
 
-import semver
+from modelhub.api.semver import Version, compare, parse
 
 APPROVE_ANNOTATION = "modelhub.dev/approve"
 RECORD_ANNOTATION = "modelhub.dev/approval"
@@ -84,9 +84,9 @@ def _where(namespace: str | None) -> str:
 
 
 # --- versions -----------------------------------------------------------------------------------------------
-def _parse(text: Any) -> semver.Version | None:
+def _parse(text: Any) -> Version | None:
     try:
-        return semver.Version.parse(str(text))
+        return parse(str(text))
     except (ValueError, TypeError):
         return None
 
@@ -96,7 +96,7 @@ def _older(a: str, b: str) -> bool | None:
     va, vb = _parse(a), _parse(b)
     if va is None or vb is None:
         return None
-    return va.compare(vb) < 0
+    return compare(va, vb) < 0
 
 
 def _by_version(a: dict[str, Any], b: dict[str, Any]) -> int:
@@ -106,8 +106,8 @@ def _by_version(a: dict[str, Any], b: dict[str, Any]) -> int:
     if ka != kb:
         return -1 if ka < kb else 1
     va, vb = _parse(_spec(a).get("version")), _parse(_spec(b).get("version"))
-    if va is not None and vb is not None and va.compare(vb):
-        return va.compare(vb)
+    if va is not None and vb is not None and compare(va, vb):
+        return compare(va, vb)
     if (va is None) != (vb is None):
         return 1 if va is None else -1
     ta = (str(_spec(a).get("version")), _meta(a).get("name") or "")

@@ -23,9 +23,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import semver
-
 from modelhub.api.conditions import get_condition, set_condition
+from modelhub.api.semver import Version, compare, parse
 from modelhub.domain.placement import effective_serving
 from modelhub.domain.workloads import ROLE_CANARY, ROLE_STABLE, split_replicas
 
@@ -109,11 +108,11 @@ def _status(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.get("status") or {}
 
 
-def _parse(text: Any) -> semver.Version | None:
+def _parse(text: Any) -> Version | None:
     if not isinstance(text, str):
         return None
     try:
-        return semver.Version.parse(text)
+        return parse(text)
     except ValueError:
         return None
 
@@ -218,12 +217,12 @@ def _resolve(
     return first
 
 
-_Candidate = tuple[semver.Version, str, str, dict[str, Any]]
+_Candidate = tuple[Version, str, str, dict[str, Any]]
 
 
 def _compare(a: _Candidate, b: _Candidate) -> int:
     """SemVer precedence, then the version text (build metadata), then the object name: a total order."""
-    return a[0].compare(b[0]) or (a[1] > b[1]) - (a[1] < b[1]) or (a[2] > b[2]) - (a[2] < b[2])
+    return compare(a[0], b[0]) or (a[1] > b[1]) - (a[1] < b[1]) or (a[2] > b[2]) - (a[2] < b[2])
 
 
 def _fallback(model: dict[str, Any], mine: list[dict[str, Any]], revoked: str) -> dict[str, Any] | None:
@@ -261,7 +260,7 @@ def _previous(status: dict[str, Any]) -> tuple[str | None, str | None, int]:
 
 def _older(new: str | None, old: str | None) -> bool:
     a, b = _parse(new), _parse(old)
-    return a is not None and b is not None and a.compare(b) < 0
+    return a is not None and b is not None and compare(a, b) < 0
 
 
 def _replica_text(n: int) -> str:
