@@ -129,6 +129,9 @@ def on_deployment_event(event_type: str | None, obj: dict[str, Any]) -> None:
     labels = m.get("labels") or {}
     annotations = m.get("annotations") or {}
     torn_down = STATE.tearing.get((ns, m["name"]), 0.0) > time.monotonic()
+    if event_type == "DELETED":
+        # The echo of our own delete ends the suppression: a Deployment recreated under this name is seen again.
+        STATE.tearing.pop((ns, m["name"]), None)
     if labels.get(LABEL_MANAGED) == "modelhub" and labels.get(LABEL_MODEL) and not torn_down:
         # Ours: keep the Model's rollout (drift) and the version's status current. (Not for the echo of our
         # own teardown: the Revocation enqueues those once it is done, so they don't compete with it.)
