@@ -50,7 +50,7 @@ GO
 
 build_kube() {
   local v=$KUBERNETES_VERSION
-  local tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
   local missing=()
   for t in "${tools[@]}"; do have "$t" "$v" || missing+=("$t"); done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -74,6 +74,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   (cd "$d" && go mod tidy -e 2>&1 | grep -v '^go: \(downloading\|found\)' >&2 || true)
