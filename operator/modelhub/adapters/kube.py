@@ -215,3 +215,130 @@ class Kube:
             self.request("POST", f"/apis/events.k8s.io/v1/namespaces/{ns}/events", body=body)
         except Exception as exc:  # noqa: BLE001 - an event is best effort
             log.warning("event %s on %s/%s not recorded: %s", reason, ns, meta.get("name"), exc)
+
+
+# --- watches with their selectors sent to the API server ----------------------------------------------------
+WatchCallback = Any  # (event_type: str, obj: dict) -> None, called from the watch thread
+
+
+class Reflector:
+    """List, then watch, one resource with a label (and optional field) selector the API server applies.
+
+    kopf filters labels in the client, so every object of a kind in the cluster would be streamed and decoded;
+    this sends the selector to the API server, keeps the objects as plain JSON (no model classes), resumes from the
+    last resourceVersion (bookmarks on), and relists on 410 Gone, reporting objects that vanished meanwhile as
+    DELETED. Events go to `on_event(type, obj)` from the reflector's own thread.
+    """
+
+    def __init__(self, kube: Kube, *, kind: str, api_version: str, path: str, on_event: WatchCallback,
+                 label_selector: str | None = None, field_selector: str | None = None,
+                 timeout_seconds: int = 300) -> None:
+        self._kube, self.kind, self.api_version, self.path = kube, kind, api_version, path
+        self._on_event = on_event
+        self._query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        self._timeout = timeout_seconds
+        self._known: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{kind}", daemon=True)
+        self._response: Any = None
+
+    def start(self) -> Reflector:
+        self._thread.start()
+        return self
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        """Whether the first list has been delivered."""
+        return self._synced.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._response
+        if resp is not None:
+            try:
+                resp.close()
+            except Exception:  # noqa: BLE001 - closing a dead stream
+                pass
+
+    def _emit(self, event_type: str, obj: dict[str, Any]) -> None:
+        obj.setdefault("kind", self.kind)
+        obj.setdefault("apiVersion", self.api_version)
+        m = obj.get("metadata") or {}
+        key = (m.get("namespace") or "", m.get("name") or "")
+        if event_type == "DELETED":
+            self._known.discard(key)
+        else:
+            self._known.add(key)
+        try:
+            self._on_event(event_type, obj)
+        except Exception:  # noqa: BLE001 - a handler's failure never stops the watch
+            log.exception("watch handler for %s %s/%s failed", self.kind, *key)
+
+    def _list(self) -> str:
+        out = self._kube.request("GET", self.path, query=self._query)
+        seen = set()
+        for item in out.get("items") or []:
+            m = item.get("metadata") or {}
+            key = (m.get("namespace") or "", m.get("name") or "")
+            seen.add(key)
+            self._emit("MODIFIED" if key in self._known else "ADDED", item)
+        for ns, name in sorted(self._known - seen):
+            self._emit("DELETED", {"metadata": {"namespace": ns or None, "name": name}})
+        self._synced.set()
+        return str((out.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _watch(self, rv: str) -> str | None:
+        """Stream events from `rv`; the last resourceVersion seen, or None when the server said 410 Gone."""
+        query = [*self._query, ("watch", "true"), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(self._timeout)), ("resourceVersion", rv)]
+        api = self._kube.api_client
+        _, url, headers, _, _ = api.param_serialize("GET", self.path, query_params=query,
+                                                    header_params={"Accept": "application/json"},
+                                                    auth_settings=["BearerToken"])
+        resp = api.call_api("GET", url, header_params=headers, _request_timeout=(10, self._timeout + 30))
+        self._response = resp.response if hasattr(resp, "response") else resp
+        try:
+            if resp.status == 410:
+                return None
+            if not 200 <= resp.status < 300:
+                raise ApiException(status=resp.status, reason=resp.reason)
+            buf = b""
+            for chunk in self._response.stream(65536, decode_content=True):
+                if self._stop.is_set():
+                    return rv
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    ev = json.loads(line)
+                    obj = ev.get("object") or {}
+                    if ev.get("type") == "ERROR":
+                        if obj.get("code") == 410:
+                            return None
+                        raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    if ev.get("type") != "BOOKMARK":
+                        self._emit(str(ev.get("type")), obj)
+            return rv
+        finally:
+            self._response.release_conn()
+            self._response = None
+
+    def _run(self) -> None:
+        rv: str | None = None
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    rv = self._list()
+                rv = self._watch(rv)
+                delay = 0.5
+            except Exception as exc:  # noqa: BLE001 - reconnect (API server restarts, timeouts)
+                if self._stop.is_set():
+                    return
+                log.info("watch of %s %s interrupted (%s); reconnecting in %.1fs", self.kind, self._query, exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                if isinstance(exc, ApiException) and exc.status in (403, 404):
+                    rv = None

@@ -10,16 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-ConditionStatus = Literal["True", "False", "Unknown"]
-STATUSES: tuple[str, ...] = ("True", "False", "Unknown")
+from modelhub.vocab.conditions import (  # noqa: F401 - the condition types, re-exported for the API types
+    APPROVED,
+    AVAILABLE,
+    ENFORCED,
+    READY,
+    REVOKED,
+    SIGNATURE_VERIFIED,
+    STATUSES,
+)
 
-# Condition types used by the three resources.
-READY = "Ready"
-SIGNATURE_VERIFIED = "SignatureVerified"
-APPROVED = "Approved"
-AVAILABLE = "Available"
-REVOKED = "Revoked"
-ENFORCED = "Enforced"
+ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 def format_time(now: dt.datetime | str) -> str:

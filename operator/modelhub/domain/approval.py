@@ -15,8 +15,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-REQUEST_ANNOTATION = "modelhub.dev/approve"
-RECORD_ANNOTATION = "modelhub.dev/approval"
+from modelhub.vocab import annotations as A
+
+REQUEST_ANNOTATION = A.APPROVE
+RECORD_ANNOTATION = A.APPROVAL
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ import copy
 import json
 from typing import Any
 
+from modelhub.vocab import labels as L
+
 #: The extended resource the NVIDIA device plugin advertises.
 GPU_RESOURCE = "nvidia.com/gpu"
 #: The node label (set by GPU feature discovery) naming the GPU model, e.g. ``NVIDIA-A100-SXM4-80GB``.
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 #: The label an operator-configured CPU node selector usually sets (``modelhub.dev/node-class: cpu``).
-NODE_CLASS_LABEL = "modelhub.dev/node-class"
+NODE_CLASS_LABEL = L.NODE_CLASS
 #: GPU nodes carry the taint ``nvidia.com/gpu:NoSchedule``; GPU pods tolerate it.
 GPU_TOLERATION: dict[str, str] = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 

@@ -15,11 +15,18 @@ from typing import Any
 
 from modelhub.api.conditions import set_condition
 from modelhub.api.semver import InvalidVersion, matches_range
+from modelhub.vocab import conditions as C
+from modelhub.vocab import reasons as R
 
 VersionKey = tuple[str, str]  # (namespace, ModelVersion name)
 WorkloadKey = tuple[str, str]  # (namespace, Deployment name)
 
 AFFECTED_CAP = 100
+
+
+def normalize_digest(text: str) -> str:
+    """A digest as compared: trimmed and case-folded (`SHA256:AB…` and `sha256:ab…` are the same artifact)."""
+    return text.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -50,10 +57,15 @@ class VersionFacts:
             name=meta.get("name") or "",
             model=spec.get("model") or "",
             version=spec.get("version") or "",
-            digest=((spec.get("artifact") or {}).get("digest")) or "",
+            digest=normalize_digest(((spec.get("artifact") or {}).get("digest")) or ""),
             key_fingerprint=verified.get("keyFingerprint") or None,
-            dataset_digests=frozenset(d["digest"] for d in datasets if isinstance(d, dict) and d.get("digest")),
+            dataset_digests=frozenset(normalize_digest(d["digest"]) for d in datasets
+                                      if isinstance(d, dict) and isinstance(d.get("digest"), str)),
         )
+
+
+def _norm(digests: Any) -> set[str]:
+    return {normalize_digest(d) for d in digests or () if isinstance(d, str)}
 
 
 def _in_range(version: str, versions: str | None) -> bool:
@@ -75,11 +87,11 @@ def model_rule_covers(rule: Mapping[str, Any], facts: VersionFacts) -> bool:
 
 def why_covered(match: Mapping[str, Any], facts: VersionFacts) -> str | None:
     """The first clause of `match` that covers these facts, in words, or None."""
-    if facts.digest and facts.digest in (match.get("digests") or []):
+    if facts.digest and facts.digest in _norm(match.get("digests")):
         return f"artifact digest {facts.digest}"
     if facts.key_fingerprint and facts.key_fingerprint in (match.get("keyFingerprints") or []):
         return f"signing key {facts.key_fingerprint[:16]}…"
-    hit = facts.dataset_digests.intersection(match.get("datasetDigests") or [])
+    hit = facts.dataset_digests.intersection(_norm(match.get("datasetDigests")))
     if hit:
         return f"dataset digest {sorted(hit)[0]}"
     for rule in match.get("models") or []:
@@ -142,11 +154,11 @@ class VersionIndex:
     def match(self, match: Mapping[str, Any]) -> set[VersionKey]:
         """Every indexed version a Revocation's `spec.match` covers."""
         hits: set[VersionKey] = set()
-        for d in match.get("digests") or []:
+        for d in _norm(match.get("digests")):
             hits |= self.by_digest.get(d, set())
         for k in match.get("keyFingerprints") or []:
             hits |= self.by_key.get(k, set())
-        for d in match.get("datasetDigests") or []:
+        for d in _norm(match.get("datasetDigests")):
             hits |= self.by_dataset.get(d, set())
         for rule in match.get("models") or []:
             for key in self.by_model.get(rule.get("name", ""), set()):
@@ -167,7 +179,7 @@ def _parse_time(text: str) -> dt.datetime:
 
 
 def is_enforced(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Enforced" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return any(c.get("type") == C.ENFORCED and c.get("status") == C.TRUE for c in status.get("conditions") or [])
 
 
 def tearing_down_status(
@@ -177,15 +189,15 @@ def tearing_down_status(
 
     A run that resumes an interrupted teardown (Enforced=False/TearingDown) has already counted its targets.
     """
-    cond: Mapping[str, Any] = next((c for c in old.get("conditions") or [] if c.get("type") == "Enforced"), {})
-    resumed = cond.get("status") == "False" and cond.get("reason") == "TearingDown"
+    cond: Mapping[str, Any] = next((c for c in old.get("conditions") or [] if c.get("type") == C.ENFORCED), {})
+    resumed = cond.get("status") == C.FALSE and cond.get("reason") == R.TEARING_DOWN
     torn = int(old.get("workloadsTornDown") or 0) + (0 if resumed else targets)
     return {
         **old,
         "observedGeneration": generation,
         "workloadsTornDown": torn,
         "conditions": set_condition(
-            old.get("conditions"), "Enforced", "False", "TearingDown", f"deleting {targets} workloads", generation, now
+            old.get("conditions"), C.ENFORCED, C.FALSE, R.TEARING_DOWN, f"deleting {targets} workloads", generation, now
         ),
     }
 
@@ -213,7 +225,7 @@ def enforcement_status(
     just_completed = None
     if remaining:
         status["conditions"] = set_condition(
-            old.get("conditions"), "Enforced", "False", "TearingDown", f"{remaining} workloads remain", generation, now
+            old.get("conditions"), C.ENFORCED, C.FALSE, R.TEARING_DOWN, f"{remaining} workloads remain", generation, now
         )
         return status, None
     if not (old.get("enforcedAt") and is_enforced(old)) and "enforcementSeconds" not in old:
@@ -221,7 +233,7 @@ def enforcement_status(
         status["enforcedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         status["enforcementSeconds"] = round(just_completed, 3)
     status["conditions"] = set_condition(
-        old.get("conditions"), "Enforced", "True", "Enforced",
+        old.get("conditions"), C.ENFORCED, C.TRUE, R.ENFORCED,
         f"{len(matched)} versions revoked; {status['workloadsTornDown']} workloads torn down", generation, now,
     )
     return status, just_completed

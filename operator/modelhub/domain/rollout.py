@@ -27,41 +27,44 @@ from modelhub.api.conditions import get_condition, set_condition
 from modelhub.api.semver import Version, compare, parse
 from modelhub.domain.placement import effective_serving
 from modelhub.domain.workloads import ROLE_CANARY, ROLE_STABLE, split_replicas
+from modelhub.vocab import conditions as C
+from modelhub.vocab import reasons as R
 
 HISTORY_LIMIT = 20
 
+# (Spelled once in modelhub.vocab; the short names are kept for the planner and its tests.)
 # Reasons: eligibility (also used on the Model's Ready condition).
-ELIGIBLE = "Eligible"
-NOT_VERIFIED = "NotVerified"
-NOT_APPROVED = "NotApproved"
-REVOKED = "Revoked"
-WRONG_MODEL = "WrongModel"
-DELETING = "Deleting"
+ELIGIBLE = R.ELIGIBLE
+NOT_VERIFIED = R.NOT_VERIFIED
+NOT_APPROVED = R.NOT_APPROVED
+REVOKED = R.REVOKED
+WRONG_MODEL = R.WRONG_MODEL
+DELETING = R.DELETING
 # Reasons on the Model's Ready condition.
-SERVING = "Serving"
-VERSION_NOT_FOUND = "VersionNotFound"
-NO_ELIGIBLE_VERSION = "NoEligibleVersion"
-NO_PROMOTION = "NoPromotion"
-FELL_BACK = "FellBack"
+SERVING = R.SERVING
+VERSION_NOT_FOUND = R.VERSION_NOT_FOUND
+NO_ELIGIBLE_VERSION = R.NO_ELIGIBLE_VERSION
+NO_PROMOTION = R.NO_PROMOTION
+FELL_BACK = R.FELL_BACK
 # Reasons on the Model's Progressing condition (besides the eligibility reasons of a dropped canary).
-CANARY_ACTIVE = "CanaryActive"
-NO_CANARY = "NoCanary"
-NO_STABLE = "NoStable"
-SAME_AS_STABLE = "SameAsStable"
-ZERO_WEIGHT = "ZeroWeight"
-INVALID_WEIGHT = "InvalidWeight"
+CANARY_ACTIVE = R.CANARY_ACTIVE
+NO_CANARY = R.NO_CANARY
+NO_STABLE = R.NO_STABLE
+SAME_AS_STABLE = R.SAME_AS_STABLE
+ZERO_WEIGHT = R.ZERO_WEIGHT
+INVALID_WEIGHT = R.INVALID_WEIGHT
 # Reasons of history entries and Events for changes of what is served.
-PROMOTED = "Promoted"
-ROLLED_BACK = "RolledBack"
-SERVING_STOPPED = "ServingStopped"
-CANARY_STARTED = "CanaryStarted"
-CANARY_STOPPED = "CanaryStopped"
-CANARY_WEIGHT_CHANGED = "CanaryWeightChanged"
+PROMOTED = R.PROMOTED
+ROLLED_BACK = R.ROLLED_BACK
+SERVING_STOPPED = R.SERVING_STOPPED
+CANARY_STARTED = R.CANARY_STARTED
+CANARY_STOPPED = R.CANARY_STOPPED
+CANARY_WEIGHT_CHANGED = R.CANARY_WEIGHT_CHANGED
 
-READY = "Ready"
-PROGRESSING = "Progressing"
-NORMAL = "Normal"
-WARNING = "Warning"
+READY = C.READY
+PROGRESSING = C.PROGRESSING
+NORMAL = C.NORMAL
+WARNING = C.WARNING
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,11 @@ def eligible(model: dict[str, Any], version: dict[str, Any]) -> tuple[bool, str,
         )
     if _meta(version).get("deletionTimestamp"):
         return False, DELETING, f"{label} is being deleted"
-    revoked = get_condition(conditions, "Revoked")
-    if revoked is not None and revoked.get("status") == "True":
+    revoked = get_condition(conditions, C.REVOKED)
+    if revoked is not None and revoked.get("status") == C.TRUE:
         return False, REVOKED, f"{label} is revoked ({_condition_detail(revoked)})"
-    verified = get_condition(conditions, "SignatureVerified")
-    if verified is None or verified.get("status") != "True":
+    verified = get_condition(conditions, C.SIGNATURE_VERIFIED)
+    if verified is None or verified.get("status") != C.TRUE:
         return (
             False,
             NOT_VERIFIED,
@@ -182,8 +185,8 @@ def eligible(model: dict[str, Any], version: dict[str, Any]) -> tuple[bool, str,
         )
     require_approval = bool((_spec(model).get("trust") or {}).get("requireApproval"))
     if require_approval:
-        approved = get_condition(conditions, "Approved")
-        if approved is None or approved.get("status") != "True":
+        approved = get_condition(conditions, C.APPROVED)
+        if approved is None or approved.get("status") != C.TRUE:
             return False, NOT_APPROVED, f"{label} is not approved (Approved {_condition_detail(approved)})"
     return (
         True,
@@ -386,12 +389,12 @@ def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str
     issues = [i for i in (stable_issue, canary_issue) if i]
     if issues == [stable_issue] and stable_issue and stable_issue[0] == NO_PROMOTION:
         # Nothing promoted yet is a valid, fully reconciled state (a Model registered ahead of its versions).
-        ready_status, ready_reason, ready_message = "True", NO_PROMOTION, stable_issue[1]
+        ready_status, ready_reason, ready_message = C.TRUE, NO_PROMOTION, stable_issue[1]
     elif issues:
-        ready_status, ready_reason = "False", issues[0][0]
+        ready_status, ready_reason = C.FALSE, issues[0][0]
         ready_message = "; ".join(m for _, m in issues)
     else:
-        ready_status, ready_reason = "True", SERVING
+        ready_status, ready_reason = C.TRUE, SERVING
         ready_message = f"serving stable {_label(stable_mv or {})} with {_replica_text(stable_replicas)}"
         if canary_mv is not None:
             ready_message += (
@@ -404,16 +407,16 @@ def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str
     progressing: tuple[str, str, str]
     if canary_mv is not None:
         progressing = (
-            "True",
+            C.TRUE,
             CANARY_ACTIVE,
             f"canary {_label(canary_mv)} at {canary_weight}%: {canary_replicas} of "
             f"{stable_replicas + canary_replicas} replicas (stable {stable_version}: {stable_replicas})",
         )
     elif canary_issue or canary_note:
         reason, message = canary_issue or canary_note or ("", "")
-        progressing = ("False", reason, message)
+        progressing = (C.FALSE, reason, message)
     else:
-        progressing = ("False", NO_CANARY, "no canary promoted")
+        progressing = (C.FALSE, NO_CANARY, "no canary promoted")
     conditions = set_condition(conditions, PROGRESSING, *progressing, generation, now)
 
     # --- history and events ---
@@ -478,8 +481,8 @@ def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str
     history = history[-HISTORY_LIMIT:]
 
     # a Ready that turns False (or changes its reason) is worth an Event once, unless one was already emitted
-    if ready_status == "False" and not (
-        old_ready and old_ready.get("status") == "False" and old_ready.get("reason") == ready_reason
+    if ready_status == C.FALSE and not (
+        old_ready and old_ready.get("status") == C.FALSE and old_ready.get("reason") == ready_reason
     ):
         if ready_reason not in {r for _, r, _ in events}:
             events.append((NORMAL if ready_reason == NO_PROMOTION else WARNING, ready_reason, ready_message))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelhub.api.conditions import get_condition, set_condition
+from modelhub.api.conditions import format_time, get_condition, set_condition
+from modelhub.domain import requeue
+from modelhub.domain.events import Event, version_events
+from modelhub.vocab import conditions as C
+from modelhub.vocab import reasons as R
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,9 @@ class Verification:
     key_name: str | None = None
     key_fingerprint: str | None = None
     files: int | None = None
+    # A bundle in a store (file, pvc, https, s3) that is missing or unreachable: no watch sees it land or the
+    # server come back, so the version is looked at again (domain.requeue.bundle_retry_delay).
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ def check_pinned_digest(verified_digest: str, pinned: str) -> Verification | Non
         return None
     return Verification(
         False,
-        "DigestMismatch",
+        R.DIGEST_MISMATCH,
         f"the signature is valid but covers {verified_digest}, not the pinned spec.artifact.digest {pinned}; "
         "pin the digest that `modelhub digest MODEL_DIR` prints (it leaves MODEL_DIR/model.sig out, as the "
         "signer did), or sign the intended artifact",
@@ -82,25 +91,25 @@ def version_status(
             "files": verification.files,
             "verifiedAt": prev.get("verifiedAt") if same and prev.get("verifiedAt") else now,
         }
-        conds = set_condition(conds, "SignatureVerified", "True", "Verified", verification.message, gen, now)
+        conds = set_condition(conds, C.SIGNATURE_VERIFIED, C.TRUE, R.VERIFIED, verification.message, gen, now)
     else:
-        conds = set_condition(conds, "SignatureVerified", "False", verification.reason, verification.message, gen, now)
+        conds = set_condition(conds, C.SIGNATURE_VERIFIED, C.FALSE, verification.reason, verification.message, gen, now)
 
     # Approved
     if not require_approval:
-        conds = set_condition(conds, "Approved", "True", "NotRequired", "the Model does not require approval", gen, now)
+        conds = set_condition(conds, C.APPROVED, C.TRUE, R.NOT_REQUIRED, "the Model does not require approval", gen, now)
         if approval:
             status["approval"] = approval
     elif approval:
         status["approval"] = approval
         conds = set_condition(
-            conds, "Approved", "True", "Approved", f"approved by {approval['approvedBy']} at {approval['approvedAt']}",
+            conds, C.APPROVED, C.TRUE, R.APPROVED, f"approved by {approval['approvedBy']} at {approval['approvedAt']}",
             gen, now,
         )
     else:
         name = (obj.get("metadata") or {}).get("name")
         conds = set_condition(
-            conds, "Approved", "False", "AwaitingApproval",
+            conds, C.APPROVED, C.FALSE, R.AWAITING_APPROVAL,
             f"the Model requires approval: kubectl modelhub approve {name} (or annotate modelhub.dev/approve=true)",
             gen, now,
         )
@@ -109,11 +118,11 @@ def version_status(
     if revoked:
         status["revocation"] = {"name": revoked.name, "reason": revoked.reason, "at": revoked.at}
         conds = set_condition(
-            conds, "Revoked", "True", "Revoked",
+            conds, C.REVOKED, C.TRUE, R.REVOKED,
             f"revoked by Revocation {revoked.name} ({revoked.why}): {revoked.reason}", gen, now,
         )
     else:
-        conds = set_condition(conds, "Revoked", "False", "NotRevoked", "no Revocation covers this version", gen, now)
+        conds = set_condition(conds, C.REVOKED, C.FALSE, R.NOT_REVOKED, "no Revocation covers this version", gen, now)
 
     # Available / Ready: the workload.
     if workload.deployment:
@@ -128,40 +137,83 @@ def version_status(
     servable = verification.ok and (approval is not None or not require_approval) and revoked is None
     if not servable:
         blocker = next(
-            c for c in (get_condition(conds, t) for t in ("Revoked", "SignatureVerified", "Approved"))
-            if c and ((c["type"] == "Revoked") == (c["status"] == "True"))
+            c for c in (get_condition(conds, t) for t in (C.REVOKED, C.SIGNATURE_VERIFIED, C.APPROVED))
+            if c and ((c["type"] == C.REVOKED) == (c["status"] == C.TRUE))
         )
-        avail = ("False", blocker["reason"], blocker["message"])
+        avail = (C.FALSE, blocker["reason"], blocker["message"])
         ready = avail
     elif not promoted or not workload.deployment:
-        avail = ("False", "NotPromoted", "verified and approved; the Model does not promote this version")
+        avail = (C.FALSE, R.NOT_PROMOTED, "verified and approved; the Model does not promote this version")
         ready = avail
     elif workload.unschedulable:
-        avail = ("False", "Unschedulable", workload.unschedulable)
+        avail = (C.FALSE, R.UNSCHEDULABLE, workload.unschedulable)
         ready = avail
     elif workload.ready_replicas > 0:
-        avail = ("True", "MinimumReplicasAvailable", f"{workload.ready_replicas}/{workload.replicas} replicas ready")
-        ready = ("True", "Serving", f"serving {workload.served_digest} with {workload.ready_replicas} ready replicas")
+        avail = (C.TRUE, R.MINIMUM_REPLICAS_AVAILABLE, f"{workload.ready_replicas}/{workload.replicas} replicas ready")
+        ready = (C.TRUE, R.SERVING, f"serving {workload.served_digest} with {workload.ready_replicas} ready replicas")
         if workload.ready_replicas < workload.replicas:
-            ready = ("True", "Serving", f"{workload.ready_replicas}/{workload.replicas} replicas ready")
+            ready = (C.TRUE, R.SERVING, f"{workload.ready_replicas}/{workload.replicas} replicas ready")
     elif workload.replicas == 0:
-        avail = ("False", "ScaledToZero", "the Model's canary weight gives this version no replicas")
+        avail = (C.FALSE, R.SCALED_TO_ZERO, "the Model's canary weight gives this version no replicas")
         ready = avail
     else:
-        avail = ("False", "Progressing", f"0/{workload.replicas} replicas ready")
+        avail = (C.FALSE, R.PROGRESSING, f"0/{workload.replicas} replicas ready")
         ready = avail
-    conds = set_condition(conds, "Available", *avail, gen, now)
-    conds = set_condition(conds, "Ready", *ready, gen, now)
+    conds = set_condition(conds, C.AVAILABLE, *avail, gen, now)
+    conds = set_condition(conds, C.READY, *ready, gen, now)
     status["conditions"] = conds
     return status
 
 
-def transitions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(type, reason, message) of an Event for every condition whose status or reason changed."""
-    out = []
-    for c in new:
-        prev = get_condition(old, c["type"])
-        if prev is None or prev.get("status") != c["status"] or prev.get("reason") != c["reason"]:
-            warn = (c["type"] == "Revoked") == (c["status"] == "True") and c["reason"] not in ("NotPromoted",)
-            out.append(("Warning" if warn else "Normal", c["reason"], f"{c['type']}={c['status']}: {c['message']}"))
-    return out
+def revoked_by(obj: Mapping[str, Any], cover: tuple[Mapping[str, Any], str] | None, now: str) -> Revoked | None:
+    """The revocation to record for a version a Revocation covers (`cover`: the Revocation and why). The time
+    it was first recorded is kept while the same Revocation covers it."""
+    if cover is None:
+        return None
+    rev, why = cover
+    name = (rev.get("metadata") or {}).get("name") or ""
+    shown = (obj.get("status") or {}).get("revocation") or {}
+    at = shown.get("at") if shown.get("name") == name else None
+    return Revoked(name, str((rev.get("spec") or {}).get("reason") or ""), at or now, why)
+
+
+@dataclass(frozen=True)
+class VersionPlan:
+    """What a ModelVersion reconcile writes: its status, the Events, and when to look again."""
+
+    status: dict[str, Any]
+    events: list[Event]
+    requeue: float | None
+    conditions_changed: bool  # the Model's rollout reads them: reconcile the Model too
+
+
+def plan_version(
+    obj: dict[str, Any],
+    *,
+    now: dt.datetime,
+    verification: Verification,
+    require_approval: bool,
+    approval: dict[str, Any] | None,
+    revoked: Revoked | None,
+    workload: WorkloadState,
+) -> VersionPlan:
+    """Decide a ModelVersion's status, Events and requeue from what its reconcile gathered."""
+    stamp = format_time(now)
+    status = version_status(
+        obj, now=stamp, verification=verification, require_approval=require_approval, approval=approval,
+        revoked=revoked, workload=workload, promoted=workload.deployment is not None,
+    )
+    old_conditions = (obj.get("status") or {}).get("conditions")
+    delay = None
+    if not verification.ok and verification.retry:
+        old = get_condition(old_conditions, C.SIGNATURE_VERIFIED)
+        since = (old or {}).get("lastTransitionTime") if (old or {}).get("reason") == verification.reason else None
+        delay = requeue.bundle_retry_delay(since, now)
+    if workload.deployment:
+        delay = requeue.soonest(delay, requeue.settling(workload.replicas, workload.ready_replicas))
+    return VersionPlan(
+        status=status,
+        events=version_events(old_conditions, status["conditions"]),
+        requeue=delay,
+        conditions_changed=old_conditions != status["conditions"],
+    )

@@ -13,26 +13,29 @@ import re
 from typing import Any
 
 from modelhub.domain.placement import GPU_RESOURCE, effective_serving, pod_placement
+from modelhub.vocab import annotations as A
+from modelhub.vocab import labels as L
 
 API_VERSION = "modelhub.dev/v1alpha1"
 
 # --- labels and annotations -------------------------------------------------------------------------------
-LABEL_MODEL = "modelhub.dev/model"
-LABEL_VERSION = "modelhub.dev/version"
-LABEL_SERVES = "modelhub.dev/serves-artifact"
-LABEL_MANAGED = "app.kubernetes.io/managed-by"
-LABEL_ROLE = "modelhub.dev/role"
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_APP_VERSION = "app.kubernetes.io/version"
-ANN_DIGEST = "modelhub.dev/artifact-digest"
-ANN_VERSION_NAME = "modelhub.dev/model-version"
+# (Spelled once in modelhub.vocab; the short names here are kept for the builders and their tests.)
+LABEL_MODEL = L.MODEL
+LABEL_VERSION = L.VERSION
+LABEL_SERVES = L.SERVES_ARTIFACT
+LABEL_MANAGED = L.MANAGED_BY
+LABEL_ROLE = L.ROLE
+LABEL_NAME = L.NAME
+LABEL_INSTANCE = L.INSTANCE
+LABEL_APP_VERSION = L.APP_VERSION
+ANN_DIGEST = A.ARTIFACT_DIGEST
+ANN_VERSION_NAME = A.MODEL_VERSION
 
-MANAGED_BY = "modelhub"
-SERVES_TRUE = "true"
-ROLE_STABLE = "stable"
-ROLE_CANARY = "canary"
-ROLES = (ROLE_STABLE, ROLE_CANARY)
+MANAGED_BY = L.MANAGER
+SERVES_TRUE = L.SERVES_TRUE
+ROLE_STABLE = L.ROLE_STABLE
+ROLE_CANARY = L.ROLE_CANARY
+ROLES = L.ROLES
 
 # --- pod layout -------------------------------------------------------------------------------------------
 LOADER_CONTAINER = "loader"

@@ -1,4 +1,5 @@
-"""kopf registration: settings, watches that feed the cache, indexes and the work queue. Nothing is decided here."""
+"""kopf entry module: settings, startup (builds the Reconciler and hands it on in `memo`), the watches of our
+own resources. Registration only: nothing is decided here."""
 
 from __future__ import annotations
 
@@ -16,20 +17,16 @@ import kopf
 from modelhub import GROUP, VERSION
 from modelhub.adapters import metrics
 from modelhub.adapters.certs import self_signed
-from modelhub.domain.workloads import LABEL_SERVES
-from modelhub.handlers import (
-    admission,  # noqa: F401 - registers the webhooks
-    reconcile,
-)
-from modelhub.handlers.state import STATE
+from modelhub.adapters.kube import Kube
+from modelhub.handlers import admission  # noqa: F401 - registers the webhooks
+from modelhub.handlers.context import Context, Settings
+from modelhub.handlers.reconciler import KINDS, Reconciler
+from modelhub.handlers.watches import Watches
 
 log = logging.getLogger(__name__)
 
-FINALIZER = f"{GROUP}/finalizer"
 
-
-def _webhook_server() -> kopf.WebhookServer:
-    s = STATE.settings
+def _webhook_server(s: Settings) -> kopf.WebhookServer:
     cert_dir = Path(os.environ.get("MODELHUB_WEBHOOK_CERT_DIR") or tempfile.mkdtemp(prefix="modelhub-webhook-"))
     cert, key = cert_dir / "tls.crt", cert_dir / "tls.key"
     if not (cert.exists() and key.exists()):
@@ -40,97 +37,62 @@ def _webhook_server() -> kopf.WebhookServer:
     )
 
 
-def _prime() -> None:
-    """Fill the cache and the revocation index from the cluster once, before the first reconcile.
-
-    After a crash, Revocations resume from this state: no enforcement runs on a half-filled index.
-    """
-    kube = STATE.kube
-    for kind in ("Model", "ModelVersion", "Revocation"):
-        for obj in kube.list_custom(kind):
-            STATE.cache.put(kind, obj)
-    for dep in kube.list_deployments(f"{LABEL_SERVES}=true"):
-        STATE.cache.put("Deployment", dep)
-    from modelhub.domain.revocation import VersionFacts
-
-    for v in STATE.cache.all("ModelVersion"):
-        STATE.index.upsert(VersionFacts.from_object(v))
+def _reconciler(memo: kopf.Memo) -> Reconciler:
+    r: Reconciler = memo["reconciler"]
+    return r
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    app = Settings.from_env()
     settings.posting.enabled = False  # we record our own events.k8s.io Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    settings.execution.max_workers = 32
-    if STATE.settings.webhooks:
-        settings.admission.server = _webhook_server()
+    if app.webhooks:
+        settings.admission.server = _webhook_server(app)
         settings.admission.managed = GROUP
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=96, thread_name_prefix="kube"))
-    STATE.approval_key = await asyncio.to_thread(
-        STATE.kube.ensure_secret_key, STATE.settings.namespace, "modelhub-approval-key", "hmac",
-        lambda: secrets.token_bytes(32),
+    kube = await asyncio.to_thread(Kube)
+    ctx = Context(kube=kube, settings=app)
+    ctx.approval_key = await asyncio.to_thread(
+        kube.ensure_secret_key, app.namespace, "modelhub-approval-key", "hmac", lambda: secrets.token_bytes(32),
     )
-    await asyncio.to_thread(_prime)
-    metrics.serve(STATE.settings.metrics_port)
-    STATE.start(reconcile.dispatch)
-    for r in STATE.cache.all("Revocation"):
-        STATE.enqueue("Revocation", "", r["metadata"]["name"])
-    for m in STATE.cache.all("Model"):
-        STATE.enqueue("Model", m["metadata"]["namespace"], m["metadata"]["name"])
+    reconciler = Reconciler(ctx)
+    watches = Watches(kube, reconciler.router, loop)
+    # Prime from one listing (the Deployment watch's first list fills the cache before anything reconciles).
+    listed = await asyncio.gather(*(asyncio.to_thread(kube.list_custom, k) for k in KINDS))
+    reconciler.prime(dict(zip(KINDS, listed, strict=True)))
+    deployments = watches.start_deployments()
+    if not await asyncio.to_thread(deployments.wait_synced, 60):
+        raise kopf.PermanentError("the Deployment watch did not list within 60 s")
+    await asyncio.sleep(0)  # deliver the listed Deployments to the cache
+    watches.start()
+    metrics.serve(app.metrics_port)
+    reconciler.start()
+    memo["reconciler"], memo["watches"] = reconciler, watches
     log.info("modelhub operator started")
 
 
 @kopf.on.cleanup()
-async def shutdown(**_: Any) -> None:
-    await STATE.stop()
-
-
-def _record(kind: str, event_type: str | None, body: kopf.Body) -> dict[str, Any]:
-    obj = dict(body)
-    if event_type == "DELETED":
-        STATE.cache.drop(kind, body.metadata.namespace, body.metadata.name)
-    else:
-        STATE.cache.put(kind, obj)
-    return obj
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    if "watches" in memo:
+        await memo["watches"].stop()
+    if "reconciler" in memo:
+        await memo["reconciler"].stop()
 
 
 @kopf.on.event(GROUP, VERSION, "revocations")
-async def revocation_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
-    reconcile.on_revocation_event(type, _record("Revocation", type, body))
+async def revocation_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+    _reconciler(memo).router.on_revocation(type or "ADDED", dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, "models")
-async def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
-    reconcile.on_model_event(type, _record("Model", type, body))
+async def model_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+    _reconciler(memo).router.on_model(type or "ADDED", dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-async def modelversion_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
-    reconcile.on_version_event(type, _record("ModelVersion", type, body))
-
-
-@kopf.on.event("apps", "v1", "deployments", labels={LABEL_SERVES: "true"})
-async def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
-    reconcile.on_deployment_event(type, _record("Deployment", type, body))
-
-
-@kopf.on.event("", "v1", "configmaps")
-async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
-    reconcile.on_configmap_event(type, dict(body))
-
-
-@kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": "modelhub"})
-async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
-    """A managed Service edited or deleted by hand: the Model's reconcile puts it back."""
-    _record("Service", type, body)
-    model = (body.metadata.labels or {}).get("modelhub.dev/model")
-    if model and body.metadata.namespace:
-        reconcile.STATE.enqueue("Model", body.metadata.namespace, model)
+async def modelversion_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+    _reconciler(memo).router.on_version(type or "ADDED", dict(body))

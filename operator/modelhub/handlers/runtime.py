@@ -14,54 +14,67 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelhub.domain.requeue import failure_backoff
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace or "", name)
 
 
+Indexer = Callable[[dict[str, Any]], Any]  # an object -> its index value (None: not indexed)
+
+
 @dataclass
 class Cache:
-    """Latest body of every watched object, by kind then (namespace, name)."""
+    """Latest body of every watched object, by kind then (namespace, name), with secondary indexes per kind
+    (e.g. ModelVersions by (namespace, model), Deployments by artifact digest), so lookups are not scans."""
 
     objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
-    # Optional grouping per kind (e.g. ModelVersions by (namespace, model)), so lookups are not scans.
-    groupers: dict[str, Callable[[dict[str, Any]], tuple[str, str] | None]] = field(default_factory=dict)
-    groups: dict[str, dict[tuple[str, str], set[tuple[str, str]]]] = field(default_factory=dict)
+    indexers: dict[str, dict[str, Indexer]] = field(default_factory=dict)
+    indexes: dict[tuple[str, str], dict[Any, set[tuple[str, str]]]] = field(default_factory=dict)
 
-    def _group(self, kind: str, key: tuple[str, str], body: dict[str, Any] | None, add: bool) -> None:
-        fn = self.groupers.get(kind)
-        if fn is None or body is None:
+    def _index(self, kind: str, key: tuple[str, str], body: dict[str, Any] | None, add: bool) -> None:
+        if body is None:
             return
-        g = fn(body)
-        if g is None:
-            return
-        members = self.groups.setdefault(kind, {}).setdefault(g, set())
-        if add:
-            members.add(key)
-        else:
-            members.discard(key)
+        for name, fn in self.indexers.get(kind, {}).items():
+            value = fn(body)
+            if value is None:
+                continue
+            index = self.indexes.setdefault((kind, name), {})
+            if add:
+                index.setdefault(value, set()).add(key)
+            else:
+                members = index.get(value)
+                if members is not None:
+                    members.discard(key)
+                    if not members:
+                        del index[value]
 
     def put(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         key = (meta.get("namespace") or "", meta["name"])
         bucket = self.objects.setdefault(kind, {})
-        self._group(kind, key, bucket.get(key), add=False)
+        self._index(kind, key, bucket.get(key), add=False)
         bucket[key] = body
-        self._group(kind, key, body, add=True)
+        self._index(kind, key, body, add=True)
 
     def drop(self, kind: str, namespace: str | None, name: str) -> None:
         key = (namespace or "", name)
-        self._group(kind, key, self.objects.get(kind, {}).pop(key, None), add=False)
+        self._index(kind, key, self.objects.get(kind, {}).pop(key, None), add=False)
 
-    def group(self, kind: str, group: tuple[str, str]) -> list[dict[str, Any]]:
+    def by(self, kind: str, index: str, value: Any) -> list[dict[str, Any]]:
+        """The objects of `kind` whose `index` value is `value`, ordered by (namespace, name)."""
         bucket = self.objects.get(kind, {})
-        return [bucket[k] for k in sorted(self.groups.get(kind, {}).get(group, ())) if k in bucket]
+        return [bucket[k] for k in sorted(self.indexes.get((kind, index), {}).get(value, ())) if k in bucket]
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self.objects.get(kind, {}).get((namespace or "", name))
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return list(self.objects.get(kind, {}).values())
+
+    def watched(self, kind: str) -> bool:
+        return kind in self.objects
 
 
 class WorkQueue:
@@ -144,7 +157,7 @@ class WorkQueue:
             except Exception:  # noqa: BLE001 - one object's failure never stops the operator
                 n = self._failures.get(key, 0) + 1
                 self._failures[key] = n
-                requeue = min(0.5 * 2 ** (n - 1), 60.0)
+                requeue = failure_backoff(n)
                 log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, n, requeue)
             finally:
                 self._active.discard(key)

@@ -1,0 +1,50 @@
+"""When to look at an object again: the requeue policy of the reconcilers, as pure functions of what they saw."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+# Pods still coming up (or not placeable): look again after this many seconds.
+WORKLOAD_SETTLING = 3.0
+# A Revocation whose workloads are not all gone yet.
+REVOCATION_REMAINING = 1.0
+# A bundle in a store that is missing or unreachable: no watch sees it land, so look again — every 5 s at first,
+# then at half the age of the failure, at most every 5 minutes.
+BUNDLE_RETRY_MIN = 5.0
+BUNDLE_RETRY_MAX = 300.0
+# A failed reconcile: exponential backoff from half a second, at most a minute.
+FAILURE_FIRST = 0.5
+FAILURE_MAX = 60.0
+
+
+def _parse(ts: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(ts or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def bundle_retry_delay(failing_since: str | None, now: dt.datetime) -> float:
+    """Seconds until the next fetch of a bundle that has failed (with the same reason) since `failing_since`."""
+    since = _parse(failing_since)
+    age = max(0.0, (now - since).total_seconds()) if since else 0.0
+    return min(max(age / 2, BUNDLE_RETRY_MIN), BUNDLE_RETRY_MAX)
+
+
+def failure_backoff(attempt: int) -> float:
+    """Seconds before retrying a reconcile that failed `attempt` times in a row (attempt >= 1)."""
+    return min(FAILURE_FIRST * 2 ** (max(attempt, 1) - 1), FAILURE_MAX)
+
+
+def settling(replicas: int, ready: int) -> float | None:
+    """A workload with fewer ready replicas than wanted: look again soon (readiness has no event of ours)."""
+    return WORKLOAD_SETTLING if ready < replicas else None
+
+
+def revocation(remaining: int) -> float | None:
+    return REVOCATION_REMAINING if remaining else None
+
+
+def soonest(*delays: float | None) -> float | None:
+    found = [d for d in delays if d is not None]
+    return min(found) if found else None

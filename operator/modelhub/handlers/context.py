@@ -1,0 +1,221 @@
+"""The collaborators every reconciler works with, built once at startup and passed in (no module state).
+
+`Context` holds the kube client (anything with the `KubePort` methods: the real adapter, or the in-memory fake
+of the unit tests), the watch cache, the revocation index, the work queue, the settings, the clock, the approval
+key and the way blocking calls run (`io`: a worker thread in the operator, a direct call in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from modelhub.domain.events import Event
+from modelhub.domain.revocation import VersionIndex, normalize_digest
+from modelhub.handlers.runtime import Cache, Key
+from modelhub.vocab import annotations as A
+from modelhub.vocab import labels as L
+
+log = logging.getLogger(__name__)
+
+
+def _env_selector(text: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in text.split(",") if "=" in kv)
+
+
+@dataclass
+class Settings:
+    """Operator settings, from the environment (the Helm chart sets them)."""
+
+    namespace: str = "modelhub-system"
+    loader_image: str = "ghcr.io/modelhub/modelhub:0.1.0"
+    cpu_node_selector: dict[str, str] = field(default_factory=lambda: {L.NODE_CLASS: "cpu"})
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 9443
+    webhooks: bool = True
+    metrics_port: int = 8000
+    teardown_concurrency: int = 32
+    workers: int = 16
+    event_concurrency: int = 8
+
+    @classmethod
+    def from_env(cls, env: Any = None) -> Settings:
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            namespace=e.get("MODELHUB_NAMESPACE", d.namespace),
+            loader_image=e.get("MODELHUB_LOADER_IMAGE", d.loader_image),
+            cpu_node_selector=_env_selector(e.get("MODELHUB_CPU_NODE_SELECTOR", f"{L.NODE_CLASS}=cpu")),
+            webhook_host=e.get("MODELHUB_WEBHOOK_HOST", d.webhook_host),
+            webhook_port=int(e.get("MODELHUB_WEBHOOK_PORT", d.webhook_port)),
+            webhooks=e.get("MODELHUB_WEBHOOKS", "1") != "0",
+            metrics_port=int(e.get("MODELHUB_METRICS_PORT", d.metrics_port)),
+            teardown_concurrency=int(e.get("MODELHUB_TEARDOWN_CONCURRENCY", d.teardown_concurrency)),
+            workers=int(e.get("MODELHUB_WORKERS", d.workers)),
+        )
+
+
+class KubePort(Protocol):
+    """What the reconcilers need of the cluster (modelhub.adapters.kube.Kube; tests: an in-memory fake)."""
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None: ...
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool: ...
+    def unschedulable_message(self, namespace: str, selector: str) -> str | None: ...
+    def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None: ...
+
+
+class Queue(Protocol):
+    open: asyncio.Event
+
+    def add(self, key: Key, delay: float = 0.0) -> None: ...
+    def hold(self) -> None: ...
+    def release(self) -> None: ...
+
+
+_PENDING = object()
+
+
+class ConfigMapCache:
+    """Read-through cache of the ConfigMaps verification reads (keyrings, bundles), kept fresh by their watch.
+
+    Only ConfigMaps somebody asked for are kept; a watch event for one of them replaces it (or marks it gone).
+    """
+
+    def __init__(self, kube: KubePort) -> None:
+        self._kube = kube
+        self._data: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        key = (namespace, name)
+        with self._lock:
+            hit = self._data.get(key, _PENDING)
+            if hit is not _PENDING:
+                return hit  # type: ignore[no-any-return]
+            self._data[key] = _PENDING
+        cm = self._kube.get_configmap(namespace, name)
+        with self._lock:
+            if self._data.get(key) is _PENDING:  # no newer watch event meanwhile
+                self._data[key] = cm
+            return self._data[key]  # type: ignore[no-any-return]
+
+    def observe(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        m = obj.get("metadata") or {}
+        key = (m.get("namespace") or "", m.get("name") or "")
+        with self._lock:
+            if key in self._data:
+                self._data[key] = None if event_type == "DELETED" else {
+                    "data": dict(obj.get("data") or {}), "resourceVersion": m.get("resourceVersion"),
+                }
+
+
+def _version_model(obj: dict[str, Any]) -> tuple[str, str] | None:
+    model = (obj.get("spec") or {}).get("model")
+    return ((obj.get("metadata") or {}).get("namespace") or "", model) if model else None
+
+
+def _deployment_model(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """Managed Deployments by (namespace, model)."""
+    lab = (obj.get("metadata") or {}).get("labels") or {}
+    if lab.get(L.MANAGED_BY) != L.MANAGER or not lab.get(L.MODEL):
+        return None
+    return ((obj.get("metadata") or {}).get("namespace") or "", lab[L.MODEL])
+
+
+def _deployment_digest(obj: dict[str, Any]) -> str | None:
+    digest = ((obj.get("metadata") or {}).get("annotations") or {}).get(A.ARTIFACT_DIGEST)
+    return normalize_digest(digest) if digest else None
+
+
+def new_cache() -> Cache:
+    return Cache(indexers={
+        "ModelVersion": {"model": _version_model},
+        "Deployment": {"model": _deployment_model, "digest": _deployment_digest},
+    })
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class EventRecorder:
+    """Records Events in the background, a few at a time and never while a teardown holds the queue: they are
+    best effort and must not slow a reconcile down."""
+
+    def __init__(self, ctx: Context, concurrency: int) -> None:
+        self._ctx = ctx
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def record(self, obj: dict[str, Any], events: list[Event], action: str) -> None:
+        if not events:
+            return
+
+        async def post() -> None:
+            async with self._slots:
+                for e in events:
+                    if self._ctx.queue is not None:
+                        await self._ctx.queue.open.wait()
+                    await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
+                                       message=e.message, action=action)
+
+        task = asyncio.create_task(post())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+@dataclass
+class Context:
+    kube: KubePort
+    settings: Settings = field(default_factory=Settings)
+    cache: Cache = field(default_factory=new_cache)
+    index: VersionIndex = field(default_factory=VersionIndex)
+    clock: Callable[[], dt.datetime] = utc_now
+    io: Callable[..., Awaitable[Any]] = in_thread
+    approval_key: bytes = b""
+    queue: Queue | None = None
+    # Deployment generations we wrote last; a higher live generation means somebody else edited it.
+    applied_generation: dict[tuple[str, str], int] = field(default_factory=dict)
+    verify_cache: dict[tuple[str, ...], object] = field(default_factory=dict)
+    # Deployments our teardown is deleting: their watch echoes trigger nothing until their DELETED event.
+    tearing: set[tuple[str, str]] = field(default_factory=set)
+    teardown_pool: concurrent.futures.Executor | None = None
+    configmaps: ConfigMapCache = field(init=False)
+    events: EventRecorder = field(init=False)
+    # Whether Services are watched into the cache (then a missing one is seen, and re-applied).
+    services_watched: bool = False
+
+    def __post_init__(self) -> None:
+        self.configmaps = ConfigMapCache(self.kube)
+        self.events = EventRecorder(self, self.settings.event_concurrency)
+        if self.teardown_pool is None:
+            self.teardown_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.settings.teardown_concurrency, thread_name_prefix="teardown")
+
+    def enqueue(self, kind: str, namespace: str | None, name: str, delay: float = 0.0) -> None:
+        if self.queue is not None and name:
+            self.queue.add((kind, namespace or "", name), delay)
+
+    def now_iso(self) -> str:
+        return self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def live_revocations(self) -> list[dict[str, Any]]:
+        return [r for r in self.cache.all("Revocation") if not (r.get("metadata") or {}).get("deletionTimestamp")]

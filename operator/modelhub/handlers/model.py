@@ -1,0 +1,108 @@
+"""Model reconcile (the rollout): gather its versions and Deployments, decide (domain.model_plan), write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from modelhub.adapters import metrics
+from modelhub.api import types as api
+from modelhub.domain.deployments import Write
+from modelhub.domain.model_plan import DeploymentWrite, overlay_revocations, plan_model
+from modelhub.handlers.context import Context
+from modelhub.handlers.status import write_status
+
+log = logging.getLogger(__name__)
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _namespace_terminating(exc: Exception) -> bool:
+    return getattr(exc, "status", None) == 403 and "NamespaceTerminating" in str(getattr(exc, "body", ""))
+
+
+class _InNamespace(Mapping[str, int]):
+    """The generations we wrote, of one namespace's Deployments, by name (a view, not a copy)."""
+
+    def __init__(self, data: dict[tuple[str, str], int], namespace: str) -> None:
+        self._data, self._ns = data, namespace
+
+    def __getitem__(self, name: str) -> int:
+        return self._data[(self._ns, name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for ns, n in self._data if ns == self._ns)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class ModelReconciler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def _write_deployment(self, w: DeploymentWrite) -> None:
+        ns, name = w.desired["metadata"]["namespace"], w.desired["metadata"]["name"]
+        if w.write is Write.SKIP:
+            if w.adopt_generation is not None:
+                self.ctx.applied_generation.setdefault((ns, name), w.adopt_generation)
+            return
+        fn = self.ctx.kube.replace if w.write is Write.REPLACE else self.ctx.kube.apply
+        result = await self.ctx.io(fn, w.desired)
+        self.ctx.applied_generation[(ns, name)] = int((result.get("metadata") or {}).get("generation") or 0)
+        if w.write is Write.REPLACE:
+            log.info("restored Deployment %s/%s edited outside modelhub", ns, name)
+
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        ctx = self.ctx
+        model = ctx.cache.get("Model", namespace, name)
+        if model is None:
+            return None
+        # gather
+        now = ctx.now_iso()
+        versions = overlay_revocations(ctx.cache.by("ModelVersion", "model", (namespace, name)),
+                                       ctx.live_revocations(), now)
+        live = ctx.cache.by("Deployment", "model", (namespace, name))
+        try:
+            api.parse_spec(api.ModelSpec, model.get("spec"))
+            spec_error = None
+        except api.InvalidResource as exc:
+            spec_error = str(exc)
+        # decide
+        plan = plan_model(
+            model, versions, live=live,
+            recorded=_InNamespace(ctx.applied_generation, namespace),
+            services_watched=ctx.services_watched,
+            service_cached=ctx.cache.get("Service", namespace, name) is not None,
+            loader_image=ctx.settings.loader_image, cpu_node_selector=ctx.settings.cpu_node_selector,
+            now=now, spec_error=spec_error,
+        )
+        # write
+        try:
+            for dep_name in plan.deletes:
+                await ctx.io(ctx.kube.delete_deployment, namespace, dep_name)
+                ctx.cache.drop("Deployment", namespace, dep_name)
+            await asyncio.gather(*(self._write_deployment(w) for w in plan.writes))
+            if plan.service is not None:
+                try:
+                    await ctx.io(ctx.kube.apply, plan.service)
+                except Exception:
+                    for w in plan.writes:  # so that the retry writes them, and this Service, again
+                        ctx.applied_generation.pop((namespace, w.desired["metadata"]["name"]), None)
+                    raise
+        except Exception as exc:
+            if _namespace_terminating(exc):
+                log.debug("Model %s/%s: its namespace is being deleted, nothing to roll out", namespace, name)
+                return None
+            raise
+        for s in plan.serving:
+            metrics.SERVING.labels(namespace, name, s["version"], s["role"]).set(s["readyReplicas"])
+        await write_status(ctx, "Model", model, plan.status)
+        ctx.events.record(model, plan.events, "Rollout")
+        for v in plan.refresh_versions:
+            ctx.enqueue("ModelVersion", namespace, v)
+        return plan.requeue

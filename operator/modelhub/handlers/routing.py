@@ -1,0 +1,176 @@
+"""Watch routing: which keys a watch event puts on the work queue. O(1) per event through reverse indexes.
+
+An event of an object nobody references costs a dictionary lookup and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from modelhub.domain import revocation as rdomain
+from modelhub.handlers.context import Context
+from modelhub.vocab import annotations as A
+from modelhub.vocab import labels as L
+
+ObjKey = tuple[str, str]
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def keyring_refs(model: dict[str, Any]) -> set[ObjKey]:
+    ns = _meta(model).get("namespace") or ""
+    keys = ((model.get("spec") or {}).get("trust") or {}).get("keys") or []
+    return {(ns, k["name"]) for k in keys if isinstance(k, dict) and k.get("name")}
+
+
+def bundle_ref(version: dict[str, Any]) -> ObjKey | None:
+    ref = ((((version.get("spec") or {}).get("artifact") or {}).get("signature") or {}).get("configMapRef")) or {}
+    return (_meta(version).get("namespace") or "", ref["name"]) if ref.get("name") else None
+
+
+class RefIndex:
+    """Which objects reference which ConfigMaps (a reverse index, kept current from watch events)."""
+
+    def __init__(self) -> None:
+        self._refs: dict[ObjKey, set[ObjKey]] = {}
+        self._by_target: dict[ObjKey, set[ObjKey]] = defaultdict(set)
+
+    def assign(self, owner: ObjKey, targets: set[ObjKey]) -> None:
+        for t in self._refs.pop(owner, set()) - targets:
+            self._drop(t, owner)
+        if targets:
+            self._refs[owner] = set(targets)
+            for t in targets:
+                self._by_target[t].add(owner)
+
+    def _drop(self, target: ObjKey, owner: ObjKey) -> None:
+        owners = self._by_target.get(target)
+        if owners is not None:
+            owners.discard(owner)
+            if not owners:
+                del self._by_target[target]
+
+    def remove(self, owner: ObjKey) -> None:
+        self.assign(owner, set())
+
+    def owners(self, target: ObjKey) -> set[ObjKey]:
+        return set(self._by_target.get(target, ()))
+
+    def namespaces(self) -> set[str]:
+        return {ns for ns, _ in self._by_target}
+
+
+class Router:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.keyrings = RefIndex()  # keyring ConfigMap -> Models
+        self.bundles = RefIndex()  # bundle ConfigMap -> ModelVersions
+        self.revoked_digests: dict[str, set[str]] = defaultdict(set)  # digest named in a match -> Revocations
+
+    # --- the CRDs ----------------------------------------------------------------------------------------------
+    def record(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> None:
+        m = _meta(obj)
+        if event_type == "DELETED":
+            self.ctx.cache.drop(kind, m.get("namespace"), m["name"])
+        else:
+            self.ctx.cache.put(kind, obj)
+
+    def on_model(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        self.record("Model", event_type, obj)
+        m = _meta(obj)
+        key = (m["namespace"], m["name"])
+        if event_type == "DELETED":
+            self.keyrings.remove(key)
+            return
+        self.keyrings.assign(key, keyring_refs(obj))
+        self.ctx.enqueue("Model", *key)
+
+    def on_version(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        self.record("ModelVersion", event_type, obj)
+        m = _meta(obj)
+        key = (m["namespace"], m["name"])
+        if event_type == "DELETED":
+            self.ctx.index.remove(key)
+            self.bundles.remove(key)
+        else:
+            self.ctx.index.upsert(rdomain.VersionFacts.from_object(obj))
+            ref = bundle_ref(obj)
+            self.bundles.assign(key, {ref} if ref else set())
+            self.ctx.enqueue("ModelVersion", *key)
+        model = (obj.get("spec") or {}).get("model")
+        if model:
+            self.ctx.enqueue("Model", m["namespace"], model)
+
+    def on_revocation(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        self.record("Revocation", event_type, obj)
+        name = _meta(obj)["name"]
+        for names in self.revoked_digests.values():
+            names.discard(name)
+        match = (obj.get("spec") or {}).get("match") or {}
+        if event_type == "DELETED" or _meta(obj).get("deletionTimestamp"):
+            # Lifting a Revocation: re-check the versions it covered, so they may verify and roll out again.
+            for ns, mv in self.ctx.index.match(match):
+                self.ctx.enqueue("ModelVersion", ns, mv)
+                self.ctx.enqueue("Model", ns, self.ctx.index.facts[(ns, mv)].model)
+            return
+        for d in match.get("digests") or []:
+            self.revoked_digests[rdomain.normalize_digest(d)].add(name)
+        self.ctx.enqueue("Revocation", "", name)
+
+    # --- what the operator watches with selectors -------------------------------------------------------------
+    def on_deployment(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        self.record("Deployment", event_type, obj)
+        m = _meta(obj)
+        ns, name = m["namespace"], m["name"]
+        lab, ann = m.get("labels") or {}, m.get("annotations") or {}
+        ours_tearing = (ns, name) in self.ctx.tearing
+        if event_type == "DELETED":
+            # The echo of our own delete ends the suppression: a Deployment recreated under this name is seen again.
+            self.ctx.tearing.discard((ns, name))
+        if lab.get(L.MANAGED_BY) == L.MANAGER and lab.get(L.MODEL) and not ours_tearing:
+            # Ours: keep the Model's rollout (drift) and the version's status current. (Not for the echo of our
+            # own teardown: the Revocation enqueues those once it is done, so they don't compete with it.)
+            self.ctx.enqueue("Model", ns, lab[L.MODEL])
+            self.ctx.enqueue("ModelVersion", ns, ann.get(A.MODEL_VERSION, ""))
+        digest = ann.get(A.ARTIFACT_DIGEST)
+        if event_type != "DELETED" and digest:
+            for rev in self.revocations_of_digest(rdomain.normalize_digest(digest)):
+                self.ctx.enqueue("Revocation", "", rev)
+
+    def revocations_of_digest(self, digest: str) -> set[str]:
+        """Live Revocations that cover an artifact digest: named in their match, or through a version with it."""
+        names = set(self.revoked_digests.get(digest, ()))
+        keys = self.ctx.index.by_digest.get(digest, ())
+        if keys:
+            revs = self.ctx.live_revocations()
+            for key in keys:
+                hit = rdomain.first_covering(revs, self.ctx.index.facts[key])
+                if hit:
+                    names.add(_meta(dict(hit[0]))["name"])
+        return names
+
+    def on_service(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        """A managed Service edited or deleted by hand: the Model's reconcile puts it back."""
+        self.record("Service", event_type, obj)
+        m = _meta(obj)
+        model = (m.get("labels") or {}).get(L.MODEL)
+        if model and m.get("namespace"):
+            self.ctx.enqueue("Model", m["namespace"], model)
+
+    def on_configmap(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        """A keyring or signature ConfigMap changed: re-verify the versions that depend on it."""
+        self.ctx.configmaps.observe(event_type, obj)
+        m = _meta(obj)
+        target = (m.get("namespace") or "", m.get("name") or "")
+        for ns, model in self.keyrings.owners(target):
+            for v in self.ctx.cache.by("ModelVersion", "model", (ns, model)):
+                self.ctx.enqueue("ModelVersion", ns, _meta(v)["name"])
+        for ns, mv in self.bundles.owners(target):
+            self.ctx.enqueue("ModelVersion", ns, mv)
+
+    def configmap_namespaces(self) -> set[str]:
+        """The namespaces whose ConfigMaps somebody references (only these are watched)."""
+        return self.keyrings.namespaces() | self.bundles.namespaces()

@@ -1,0 +1,20 @@
+"""Writing status: only when it changed, and the cache kept ahead of the watch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelhub.domain.status import status_patch
+from modelhub.handlers.context import Context
+
+
+async def write_status(ctx: Context, kind: str, obj: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Merge-patch `status` onto the object's status subresource if it differs; whether anything was written."""
+    patch = status_patch(obj.get("status") or {}, status)
+    if patch is None:
+        return False
+    m = obj.get("metadata") or {}
+    await ctx.io(ctx.kube.patch_status, kind, m.get("namespace"), m["name"], patch)
+    # Keep the cache ahead of the watch, so the next reconcile does not redo the same transition.
+    ctx.cache.put(kind, {**obj, "status": {k: v for k, v in status.items() if v is not None}})
+    return True

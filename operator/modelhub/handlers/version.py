@@ -1,0 +1,146 @@
+"""ModelVersion reconcile: gather (verification, approval, revocation, workload), decide (domain.versions),
+write (status, Events, requeue)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from modelhub.adapters import failpoints, metrics, stores
+from modelhub.adapters.trust import BundleNotFound, load_bundle, load_keyring
+from modelhub.api import types as api
+from modelhub.domain import approval as approval_domain
+from modelhub.domain import revocation as rdomain
+from modelhub.domain import versions as vdomain
+from modelhub.domain.signing import SignatureError, verify_bundle
+from modelhub.handlers.context import Context
+from modelhub.handlers.status import write_status
+from modelhub.vocab import annotations as A
+from modelhub.vocab import labels as L
+from modelhub.vocab import reasons as R
+
+log = logging.getLogger(__name__)
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+class VersionReconciler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # --- gather --------------------------------------------------------------------------------------------
+    def _verify(self, bundle: bytes, keys: dict[str, bytes], pinned: str) -> vdomain.Verification:
+        cache_key = (
+            hashlib.sha256(bundle).hexdigest(), pinned,
+            *sorted(f"{k}={hashlib.sha256(v).hexdigest()}" for k, v in keys.items()),
+        )
+        hit = self.ctx.verify_cache.get(cache_key)
+        if isinstance(hit, vdomain.Verification):
+            return hit
+        try:
+            v = verify_bundle(bundle, keys)
+        except SignatureError as exc:
+            result = vdomain.Verification(False, exc.reason, exc.message)
+        else:
+            result = vdomain.check_pinned_digest(v.subject_digest, pinned) or vdomain.Verification(
+                True, R.VERIFIED,
+                f"signed by trusted key {v.key_name} (sha256 {v.key_fingerprint[:16]}…) over {v.file_count} files",
+                digest=v.subject_digest, key_name=v.key_name, key_fingerprint=v.key_fingerprint, files=v.file_count,
+            )
+        metrics.VERIFICATIONS.labels(result.reason).inc()
+        if len(self.ctx.verify_cache) > 10_000:
+            self.ctx.verify_cache.clear()
+        self.ctx.verify_cache[cache_key] = result
+        return result
+
+    async def verification(self, obj: dict[str, Any], model: dict[str, Any] | None) -> vdomain.Verification:
+        ns = _meta(obj)["namespace"]
+        spec = obj.get("spec") or {}
+        try:
+            api.parse_spec(api.ModelVersionSpec, spec)
+        except api.InvalidResource as exc:
+            return vdomain.Verification(False, R.INVALID_SPEC, str(exc))
+        if model is None:
+            return vdomain.Verification(
+                False, R.MODEL_NOT_FOUND, f"Model {ns}/{spec.get('model')} does not exist; its keyring decides trust"
+            )
+        trust = (model.get("spec") or {}).get("trust") or {}
+        ring = await self.ctx.io(load_keyring, self.ctx.configmaps, ns, trust)
+        if not ring.keys:
+            why = "; ".join(ring.problems) or f"Model {spec.get('model')} lists no keys in spec.trust.keys"
+            return vdomain.Verification(False, R.UNTRUSTED_KEY, f"no trusted key to verify with: {why}")
+        try:
+            bundle, _ = await self.ctx.io(load_bundle, self.ctx.configmaps, ns, spec["artifact"])
+        except (BundleNotFound, stores.StoreError) as exc:
+            if (spec["artifact"].get("signature") or {}).get("configMapRef"):
+                return vdomain.Verification(False, R.BUNDLE_NOT_FOUND, exc.message)  # its ConfigMap watch re-verifies
+            if isinstance(exc, stores.StoreError):  # not fetchable (TLS, 403, server down...)
+                return vdomain.Verification(False, R.BUNDLE_UNREACHABLE,
+                                            f"cannot fetch the signature bundle: {exc.message}", retry=True)
+            return vdomain.Verification(False, R.BUNDLE_NOT_FOUND, f"no signature bundle: {exc.message}", retry=True)
+        result = self._verify(bundle, ring.keys, spec["artifact"]["digest"])
+        if not result.ok and result.reason == R.UNTRUSTED_KEY and ring.problems:
+            result = vdomain.Verification(False, result.reason, f"{result.message} ({'; '.join(ring.problems)})")
+        return result
+
+    def approval(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        m = _meta(obj)
+        record = (m.get("annotations") or {}).get(A.APPROVAL)
+        digest = ((obj.get("spec") or {}).get("artifact") or {}).get("digest", "")
+        a = approval_domain.unseal(self.ctx.approval_key, m["namespace"], m["name"], record, digest)
+        return None if a is None else {"approvedBy": a.by, "approvedAt": a.at, "groups": list(a.groups)}
+
+    def covering(self, obj: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+        """The live Revocation covering a ModelVersion (by its spec and verified key), if any."""
+        found = rdomain.first_covering(self.ctx.live_revocations(), rdomain.VersionFacts.from_object(obj))
+        return (dict(found[0]), found[1]) if found else None
+
+    async def workload(self, obj: dict[str, Any]) -> vdomain.WorkloadState:
+        m = _meta(obj)
+        dep = self.ctx.cache.get("Deployment", m["namespace"], m["name"])
+        if dep is None or (_meta(dep).get("annotations") or {}).get(A.MODEL_VERSION) != m["name"]:
+            return vdomain.WorkloadState()
+        replicas = int((dep.get("spec") or {}).get("replicas") or 0)
+        ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+        tmpl = ((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        unschedulable = None
+        if ready < replicas:
+            instance = (_meta(dep).get("labels") or {}).get(L.INSTANCE, "")
+            unschedulable = await self.ctx.io(self.ctx.kube.unschedulable_message, m["namespace"],
+                                              f"{L.INSTANCE}={instance}")
+        return vdomain.WorkloadState(
+            deployment=_meta(dep)["name"], replicas=replicas, ready_replicas=ready,
+            served_digest=(tmpl.get("annotations") or {}).get(A.ARTIFACT_DIGEST), unschedulable=unschedulable,
+        )
+
+    # --- reconcile -----------------------------------------------------------------------------------------
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        obj = self.ctx.cache.get("ModelVersion", namespace, name)
+        if obj is None:
+            return None
+        spec = obj.get("spec") or {}
+        model = self.ctx.cache.get("Model", namespace, spec.get("model", ""))
+        verification = await self.verification(obj, model)
+        facts_obj = obj
+        if verification.ok:  # a Revocation by key matches on the key that verified it now
+            facts_obj = {**obj, "status": {**(obj.get("status") or {}),
+                                           "verified": {"keyFingerprint": verification.key_fingerprint}}}
+        now = self.ctx.clock()
+        revoked = vdomain.revoked_by(obj, self.covering(facts_obj), self.ctx.now_iso())
+        plan = vdomain.plan_version(
+            obj, now=now, verification=verification,
+            require_approval=bool((((model or {}).get("spec") or {}).get("trust") or {}).get("requireApproval")),
+            approval=self.approval(obj), revoked=revoked, workload=await self.workload(obj),
+        )
+        # write
+        if revoked:
+            failpoints.hit("version.before-revoked-status")
+        await write_status(self.ctx, "ModelVersion", obj, plan.status)
+        self.ctx.index.upsert(rdomain.VersionFacts.from_object({**obj, "status": plan.status}))
+        self.ctx.events.record(obj, plan.events, "Reconcile")
+        if plan.conditions_changed and model is not None:
+            self.ctx.enqueue("Model", namespace, _meta(model)["name"])
+        return plan.requeue

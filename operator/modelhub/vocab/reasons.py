@@ -1,0 +1,59 @@
+"""CamelCase reasons of conditions, history entries and Events (signature refusals are `domain.signing.Reason`)."""
+
+from __future__ import annotations
+
+# ModelVersion SignatureVerified (besides the signature refusals of domain.signing.Reason)
+VERIFIED = "Verified"
+INVALID_SPEC = "InvalidSpec"
+MODEL_NOT_FOUND = "ModelNotFound"
+UNTRUSTED_KEY = "UntrustedKey"
+DIGEST_MISMATCH = "DigestMismatch"
+BUNDLE_NOT_FOUND = "BundleNotFound"
+BUNDLE_UNREACHABLE = "BundleUnreachable"
+# ModelVersion Approved
+APPROVED = "Approved"
+NOT_REQUIRED = "NotRequired"
+AWAITING_APPROVAL = "AwaitingApproval"
+# ModelVersion Revoked (REVOKED also: eligibility, Model Ready)
+REVOKED = "Revoked"
+NOT_REVOKED = "NotRevoked"
+# ModelVersion Available / Ready
+NOT_PROMOTED = "NotPromoted"
+UNSCHEDULABLE = "Unschedulable"
+MINIMUM_REPLICAS_AVAILABLE = "MinimumReplicasAvailable"
+SERVING = "Serving"  # also Model Ready
+SCALED_TO_ZERO = "ScaledToZero"
+PROGRESSING = "Progressing"
+
+# Eligibility of a version for serving (also on the Model's Ready condition)
+ELIGIBLE = "Eligible"
+NOT_VERIFIED = "NotVerified"
+NOT_APPROVED = "NotApproved"
+WRONG_MODEL = "WrongModel"
+DELETING = "Deleting"
+# Model Ready
+VERSION_NOT_FOUND = "VersionNotFound"
+NO_ELIGIBLE_VERSION = "NoEligibleVersion"
+NO_PROMOTION = "NoPromotion"
+FELL_BACK = "FellBack"
+INVALID_SERVING = "InvalidServing"
+# Model Progressing
+CANARY_ACTIVE = "CanaryActive"
+NO_CANARY = "NoCanary"
+NO_STABLE = "NoStable"
+SAME_AS_STABLE = "SameAsStable"
+ZERO_WEIGHT = "ZeroWeight"
+INVALID_WEIGHT = "InvalidWeight"
+# Model history entries and Events
+PROMOTED = "Promoted"
+ROLLED_BACK = "RolledBack"
+SERVING_STOPPED = "ServingStopped"
+CANARY_STARTED = "CanaryStarted"
+CANARY_STOPPED = "CanaryStopped"
+CANARY_WEIGHT_CHANGED = "CanaryWeightChanged"
+
+# Revocation Enforced
+ENFORCED = "Enforced"
+TEARING_DOWN = "TearingDown"
+# Revocation Events
+TORN_DOWN = "TornDown"
