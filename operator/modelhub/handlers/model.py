@@ -54,6 +54,9 @@ class ModelReconciler:
         fn = self.ctx.kube.replace if w.write is Write.REPLACE else self.ctx.kube.apply
         result = await self.ctx.io(fn, w.desired)
         self.ctx.applied_generation[(ns, name)] = int((result.get("metadata") or {}).get("generation") or 0)
+        if result.get("metadata"):
+            # Keep the cache ahead of the watch: a reconcile before the echo arrives must not write it again.
+            self.ctx.cache.put("Deployment", {"kind": "Deployment", "apiVersion": "apps/v1", **result})
         if w.write is Write.REPLACE:
             log.info("restored Deployment %s/%s edited outside modelhub", ns, name)
 

@@ -1,0 +1,1 @@
+"""Test support shared by unit tests, e2e tests, benchmarks and the demo."""

@@ -1,0 +1,143 @@
+"""An in-memory stand-in for the kube adapter (the `KubePort` the reconcilers use), for handler unit tests.
+
+It keeps objects as the API server would (generation bumped on spec changes, resourceVersion on every write,
+status through its own call), queues the watch events each write causes for the test to deliver in any order,
+and plays the Deployment controller and kubelet on request (`settle_deployment`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+@dataclass
+class WatchEvent:
+    type: str
+    kind: str
+    obj: dict[str, Any]
+
+
+@dataclass
+class FakeKube:
+    objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    pending: list[WatchEvent] = field(default_factory=list)
+    recorded_events: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (verb, kind)
+    unschedulable: dict[str, str] = field(default_factory=dict)  # namespace -> message for its pending pods
+    _rv: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # --- the test's side --------------------------------------------------------------------------------
+    def put(self, obj: dict[str, Any], *, event: bool = True) -> dict[str, Any]:
+        """Create or update an object the way a user's kubectl apply would (spec changes bump generation)."""
+        obj = copy.deepcopy(obj)
+        m = obj.setdefault("metadata", {})
+        key = (obj["kind"], m.get("namespace") or "", m["name"])
+        old = self.objects.get(key)
+        m.setdefault("uid", f"uid-{m['name']}-{next(self._rv)}")
+        m.setdefault("creationTimestamp", "2026-12-01T00:00:00Z")
+        if old is not None:
+            m["uid"] = old["metadata"]["uid"]
+            m["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            gen = int(old["metadata"].get("generation") or 1)
+            m["generation"] = gen + 1 if old.get("spec") != obj.get("spec") else gen
+            obj.setdefault("status", old.get("status") or {})
+        else:
+            m["generation"] = 1
+        m["resourceVersion"] = str(next(self._rv))
+        self.objects[key] = obj
+        if event:
+            self.pending.append(WatchEvent("MODIFIED" if old else "ADDED", obj["kind"], copy.deepcopy(obj)))
+        return obj
+
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        obj = self.objects.pop((kind, namespace, name), None)
+        if obj is not None:
+            self.pending.append(WatchEvent("DELETED", kind, copy.deepcopy(obj)))
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
+
+    def of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [o for (k, ns, _), o in sorted(self.objects.items()) if k == kind and namespace in (None, ns)]
+
+    def settle_deployment(self, namespace: str, name: str, step: int | None = None) -> bool:
+        """The Deployment controller and kubelets: bring readyReplicas one `step` (default: all the way) toward
+        spec.replicas. Whether anything changed."""
+        dep = self.objects.get(("Deployment", namespace, name))
+        if dep is None or namespace in self.unschedulable:
+            return False
+        want = int(dep["spec"].get("replicas") or 0)
+        ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+        if ready == want:
+            return False
+        ready = want if step is None else (min(want, ready + step) if ready < want else max(want, ready - step))
+        dep["status"] = {"replicas": want, "readyReplicas": ready, "observedGeneration": dep["metadata"]["generation"]}
+        dep["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.pending.append(WatchEvent("MODIFIED", "Deployment", copy.deepcopy(dep)))
+        return True
+
+    # --- KubePort ----------------------------------------------------------------------------------------
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.requests.append(("get", "ConfigMap"))
+        cm = self.objects.get(("ConfigMap", namespace, name))
+        return None if cm is None else {"data": dict(cm.get("data") or {}),
+                                        "resourceVersion": cm["metadata"]["resourceVersion"]}
+
+    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+        self.requests.append(("patch-status", kind))
+        obj = self.objects.get((kind, namespace or "", name))
+        if obj is None:
+            return
+        merged = dict(obj.get("status") or {})
+        for k, v in status.items():
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = copy.deepcopy(v)
+        obj["status"] = merged
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.pending.append(WatchEvent("MODIFIED", kind, copy.deepcopy(obj)))
+
+    def _write(self, desired: dict[str, Any], verb: str) -> dict[str, Any]:
+        self.requests.append((verb, desired["kind"]))
+        m = desired["metadata"]
+        old = self.objects.get((desired["kind"], m["namespace"], m["name"]))
+        obj = copy.deepcopy(desired)
+        if old is not None and verb == "apply":  # server-side apply keeps fields set by others
+            merged = copy.deepcopy(old)
+            merged["spec"] = {**old.get("spec", {}), **obj.get("spec", {})}
+            for part in ("labels", "annotations"):
+                merged["metadata"][part] = {**old["metadata"].get(part, {}), **m.get(part, {})}
+            merged["metadata"]["ownerReferences"] = m.get("ownerReferences", [])
+            obj = merged
+        if old is not None:
+            obj["status"] = old.get("status") or {}
+        return self.put(obj)
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy(self._write(obj, "apply"))
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy(self._write(obj, "replace"))
+
+    def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
+        self.requests.append(("delete", "Deployment"))
+        if ("Deployment", namespace, name) not in self.objects:
+            return False
+        self.remove("Deployment", namespace, name)
+        return True
+
+    def unschedulable_message(self, namespace: str, selector: str) -> str | None:
+        self.requests.append(("list", "Pod"))
+        return self.unschedulable.get(namespace)
+
+    def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None:
+        self.requests.append(("create", "Event"))
+        m = obj.get("metadata") or {}
+        self.recorded_events.append({"kind": obj.get("kind"), "name": m.get("name"), "type": type_,
+                                     "reason": reason, "message": message, "action": action})

@@ -1,0 +1,274 @@
+"""The reconcilers against the in-memory FakeKube: each reconciler's plan applied to realistic objects (real
+keys, real signed bundles), and a cluster-api style sequence test in seeded random order with invariants."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelhub.domain import approval as approval_domain
+from modelhub.vocab import annotations as A
+from modelhub.vocab import conditions as C
+from modelhub.vocab import labels as L
+from modelhub.vocab import reasons as R
+from tests.support.harness import Harness
+from tests.support.manifests import (
+    Key,
+    Signed,
+    bundle_configmap,
+    keyring_manifest,
+    make_model,
+    model_manifest,
+    new_key,
+    revocation_manifest,
+    version_manifest,
+)
+
+NS = "team-a"
+KEY_B = b"approval-key-for-tests-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Key, dict[str, Signed]]:
+    key = new_key()
+    root = tmp_path_factory.mktemp("models")
+    return key, {v: make_model(root, f"m-{v}", key) for v in ("1.0.0", "1.1.0", "1.2.0")}
+
+
+def vname(v: str) -> str:
+    return "clf-" + v.replace(".", "-")
+
+
+def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype:
+            return dict(c)
+    return {}
+
+
+def approved(h: Harness, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The version with a sealed approval record, as the mutating webhook writes it."""
+    m = manifest["metadata"]
+    rec = approval_domain.seal(h.ctx.approval_key, NS, m["name"], approval_domain.Approval(
+        by="alice", at="2026-12-01T11:00:00Z", groups=("approvers",),
+        digest=manifest["spec"]["artifact"]["digest"]))
+    return {**manifest, "metadata": {**m, "annotations": {A.APPROVAL: rec}}}
+
+
+def setup(h: Harness, signed: tuple[Key, dict[str, Signed]], *, stable: str | None, require_approval: bool = False,
+          replicas: int = 2, approve: tuple[str, ...] = ("1.0.0", "1.1.0", "1.2.0")) -> None:
+    key, models = signed
+    h.apply(keyring_manifest("keys", {"release.pub": key}, NS))
+    h.apply(model_manifest("clf", ["keys"], stable=stable, require_approval=require_approval, replicas=replicas,
+                           namespace=NS))
+    for v, s in models.items():
+        h.apply(bundle_configmap(f"sig-{vname(v)}", s.bundle, NS))
+        mv = version_manifest(vname(v), "clf", v, s, namespace=NS,
+                              signature={"configMapRef": {"name": f"sig-{vname(v)}", "key": "model.sig"}})
+        h.apply(approved(h, mv) if v in approve else mv)
+
+
+def promote(h: Harness, stable: str) -> None:
+    model = dict(h.kube.get("Model", NS, "clf") or {})
+    h.apply({**model, "spec": {**model["spec"], "promotion": {**model["spec"].get("promotion", {}), "stable": stable}}})
+
+
+def deployments(h: Harness) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in h.kube.of_kind("Deployment", NS)}
+
+
+@pytest.fixture
+def h() -> Any:
+    harness = Harness(approval_key=KEY_B)
+    yield harness
+    harness.close()
+
+
+# --- each reconciler on its own --------------------------------------------------------------------------------
+def test_version_reconcile_verifies_and_records_events(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable=None)
+    h.deliver_all()
+    h.run(("ModelVersion", NS, vname("1.0.0")))
+    v = h.kube.get("ModelVersion", NS, vname("1.0.0"))
+    assert condition(v, C.SIGNATURE_VERIFIED)["reason"] == R.VERIFIED
+    assert v["status"]["verified"]["keyFingerprint"] == signed[0].fingerprint
+    assert condition(v, C.READY)["reason"] == R.NOT_PROMOTED
+    reasons = [(e["name"], e["reason"]) for e in h.kube.recorded_events]
+    assert (vname("1.0.0"), R.VERIFIED) in reasons
+    assert (vname("1.0.0"), R.NOT_REVOKED) not in reasons  # the quiet first state is no Event
+    # Nothing changed: the second reconcile writes nothing.
+    before = len(h.kube.requests)
+    h.deliver_all()
+    h.run(("ModelVersion", NS, vname("1.0.0")))
+    assert [r for r in h.kube.requests[before:] if r[0] not in ("get", "list")] == []
+
+
+def test_wrong_pinned_digest_is_refused(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable=None)
+    mv = dict(h.kube.get("ModelVersion", NS, vname("1.0.0")) or {})
+    mv["spec"] = {**mv["spec"], "artifact": {**mv["spec"]["artifact"], "digest": signed[1]["1.1.0"].digest}}
+    h.apply(mv)
+    h.deliver_all()
+    h.run(("ModelVersion", NS, vname("1.0.0")))
+    assert condition(h.kube.get("ModelVersion", NS, vname("1.0.0")), C.SIGNATURE_VERIFIED)["reason"] == R.DIGEST_MISMATCH
+
+
+def test_model_rolls_out_once_then_skips_and_reverts_hand_edits(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.0.0")
+    h.settle(controllers=h.settle_deployments)
+    deps = deployments(h)
+    assert list(deps) == [vname("1.0.0")]
+    dep = deps[vname("1.0.0")]
+    assert dep["metadata"]["labels"][L.MODEL] == "clf"
+    assert dep["metadata"]["annotations"][A.ARTIFACT_DIGEST] == signed[1]["1.0.0"].digest
+    assert dep["spec"]["replicas"] == 2
+    applies = [r for r in h.kube.requests if r == ("apply", "Deployment")]
+    assert len(applies) == 1, h.kube.requests
+    model = h.kube.get("Model", NS, "clf")
+    assert model["status"]["stableVersion"] == "1.0.0"
+    assert condition(model, C.READY)["status"] == C.TRUE
+    # A hand edit (the spec's generation moves past ours) is put back whole.
+    edited = dict(dep)
+    edited["spec"] = {**dep["spec"], "replicas": 7}
+    h.apply(edited)
+    h.settle(controllers=h.settle_deployments)
+    assert ("replace", "Deployment") in h.kube.requests
+    assert deployments(h)[vname("1.0.0")]["spec"]["replicas"] == 2
+
+
+def test_unapproved_version_is_never_deployed(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.1.0", require_approval=True, approve=("1.0.0",))
+    h.settle(controllers=h.settle_deployments)
+    assert deployments(h) == {}
+    model = h.kube.get("Model", NS, "clf")
+    assert condition(model, C.READY)["reason"] == R.NOT_APPROVED
+
+
+def test_revocation_tears_down_and_falls_back(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.1.0")
+    h.settle(controllers=h.settle_deployments)
+    assert list(deployments(h)) == [vname("1.1.0")]
+    h.apply(revocation_manifest("leak", digests=[signed[1]["1.1.0"].digest.upper()]))  # case-folded
+    h.settle(controllers=h.settle_deployments)
+    assert list(deployments(h)) == [vname("1.2.0")]  # the newest eligible version
+    rev = h.kube.get("Revocation", "", "leak")
+    assert condition(rev, C.ENFORCED)["status"] == C.TRUE
+    assert rev["status"]["workloadsTornDown"] == 1
+    v = h.kube.get("ModelVersion", NS, vname("1.1.0"))
+    assert condition(v, C.REVOKED)["status"] == C.TRUE
+    assert h.kube.get("Model", NS, "clf")["status"]["stableVersion"] == "1.2.0"
+    assert any(e["reason"] == R.TORN_DOWN for e in h.kube.recorded_events)
+
+
+def test_third_party_workload_declaring_a_revoked_digest_is_torn_down(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable=None)
+    h.settle()
+    h.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "rogue", "namespace": "other", "labels": {L.SERVES_ARTIFACT: "true"},
+                          "annotations": {A.ARTIFACT_DIGEST: f"  {signed[1]['1.0.0'].digest}  "}},
+             "spec": {"replicas": 1}})
+    h.apply(revocation_manifest("by-key", keyFingerprints=[signed[0].fingerprint]))
+    h.settle()
+    assert h.kube.get("Deployment", "other", "rogue") is None
+
+
+def test_keyring_change_reverifies_only_the_versions_of_models_that_use_it(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable=None)
+    h.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "namespace": NS}, "data": {}})
+    h.settle()
+    h.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "namespace": NS},
+             "data": {"x": "y"}})
+    h.deliver_all()
+    assert h.queue.ready == {}  # nobody references it: nothing to do
+    other = new_key()
+    h.apply(keyring_manifest("keys", {"other.pub": other}, NS))  # the release key is gone
+    h.deliver_all()
+    assert set(h.queue.ready) == {("ModelVersion", NS, vname(v)) for v in ("1.0.0", "1.1.0", "1.2.0")}
+    h.settle()
+    assert condition(h.kube.get("ModelVersion", NS, vname("1.0.0")), C.SIGNATURE_VERIFIED)["status"] == C.FALSE
+
+
+# --- the sequence test --------------------------------------------------------------------------------------
+def served(h: Harness) -> dict[str, int]:
+    return {d["metadata"]["name"]: int((d.get("status") or {}).get("readyReplicas") or 0)
+            for d in h.kube.of_kind("Deployment", NS)}
+
+
+def end_state(h: Harness) -> dict[str, Any]:
+    model = h.kube.get("Model", NS, "clf") or {}
+    return {
+        "deployments": {n: (d["spec"]["replicas"], (d.get("status") or {}).get("readyReplicas"))
+                        for n, d in deployments(h).items()},
+        "model": {k: model["status"].get(k) for k in ("stableVersion", "canaryVersion", "serving")},
+        "model_ready": (condition(model, C.READY)["status"], condition(model, C.READY)["reason"]),
+        "versions": {v["metadata"]["name"]: sorted((c["type"], c["status"], c["reason"])
+                                                     for c in v["status"]["conditions"])
+                     for v in h.kube.of_kind("ModelVersion", NS)},
+        "revocation": condition(h.kube.get("Revocation", "", "leak"), C.ENFORCED).get("status"),
+    }
+
+
+def run_sequence(seed: int, signed: Any) -> dict[str, Any]:
+    """Roll out 1.0.0, promote 1.1.0 (make before break), then revoke 1.1.0 (fall back to 1.2.0? no: 1.2.0 is
+    unapproved, so to 1.0.0) — each phase in a seeded random order of events, reconciles and pod readiness."""
+    rng = random.Random(seed)
+    h = Harness(approval_key=KEY_B)
+    try:
+        setup(h, signed, stable="1.0.0", require_approval=True, approve=("1.0.0", "1.1.0"))
+        revoked: set[str] = set()
+        enforced = False
+
+        def check(phase: str) -> None:
+            deps = deployments(h)
+            # A revoked version is never served once its Revocation has been enforced; an unapproved one never.
+            assert vname("1.2.0") not in deps, f"{phase}: unapproved version deployed"
+            if enforced:
+                assert not revoked & set(deps), f"{phase}: revoked version still deployed"
+            if phase == "promote":
+                assert sum(served(h).values()) > 0, f"{phase}: ready replicas dropped to zero"
+
+        def controllers() -> bool:
+            # Pods become ready one at a time, in a random Deployment.
+            deps = [n for n, d in deployments(h).items()
+                    if int((d.get("status") or {}).get("readyReplicas") or 0) != d["spec"]["replicas"]]
+            return bool(deps) and h.kube.settle_deployment(NS, rng.choice(deps), step=1)
+
+        def play(phase: str, steps: int = 4000) -> None:
+            for _ in range(steps):
+                if not h.step(rng, settle=controllers):
+                    if not controllers():
+                        break
+                check(phase)
+            h.settle(rng, controllers=controllers)
+            check(phase)
+
+        play("rollout")
+        assert served(h) == {vname("1.0.0"): 2}
+        promote(h, "1.1.0")
+        play("promote")
+        assert served(h) == {vname("1.1.0"): 2}
+        h.apply(revocation_manifest("leak", digests=[signed[1]["1.1.0"].digest]))
+        revoked.add(vname("1.1.0"))
+        for _ in range(4000):  # until the Revocation has been reconciled once
+            if not h.step(rng, settle=controllers) or condition(h.kube.get("Revocation", "", "leak"), C.ENFORCED):
+                break
+        enforced = bool(condition(h.kube.get("Revocation", "", "leak"), C.ENFORCED))
+        play("revoke")
+        enforced = True
+        check("revoke")
+        return end_state(h)
+    finally:
+        h.close()
+
+
+def test_sequence_converges_to_the_same_end_state_for_every_seed(signed: Any) -> None:
+    ends = [run_sequence(seed, signed) for seed in range(12)]
+    first = ends[0]
+    assert first["deployments"] == {vname("1.0.0"): (2, 2)}  # fell back to the newest eligible version
+    assert first["model"]["stableVersion"] == "1.0.0"
+    assert first["revocation"] == C.TRUE
+    for seed, end in enumerate(ends):
+        assert end == first, f"seed {seed} ended elsewhere"
