@@ -22,10 +22,11 @@ kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 kubectl get crds -l '!x' -o name | grep modelhub
 
 step "Start the operator (logs: $work/operator.log)"
-modelhub run --liveness "" >"$work/operator.log" 2>&1 &
+health_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+modelhub run --liveness "http://127.0.0.1:$health_port/healthz" >"$work/operator.log" 2>&1 &
 op=$!
 trap 'kill $op 2>/dev/null || true; wait $op 2>/dev/null || true' EXIT
-for _ in $(seq 1 60); do grep -q "modelhub operator started" "$work/operator.log" && break; sleep 0.5; done
+PYTHONPATH="$root" .venv/bin/python -m tests.support.operator wait "http://127.0.0.1:$health_port/healthz" --timeout 60
 
 step "Sign two versions of a model with a fresh P-256 key"
 modelhub keygen --out "$work/release.key"

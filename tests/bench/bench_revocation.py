@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
+from tests.support.counters import Counter  # noqa: E402
+from tests.support.kube import install_crds, kubectl_bin  # noqa: E402
+from tests.support.operator import start_operator  # noqa: E402
+
 from modelhub.domain.signing import (  # noqa: E402
     compute_manifest,
     generate_private_key,
@@ -42,77 +45,12 @@ from modelhub.domain.signing import (  # noqa: E402
 )
 
 SERVES = "modelhub.dev/serves-artifact=true"
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
+KUBECTL = kubectl_bin()
 
 
 def kubectl_apply(docs: list[dict]) -> None:
     subprocess.run([KUBECTL, "apply", "--server-side", "--force-conflicts", "-f", "-"],
                    input=yaml.safe_dump_all(docs), text=True, check=True, capture_output=True)
-
-
-class Counter:
-    """Live count of objects of one kind (with a label selector) in a set of namespaces, from a watch."""
-
-    def __init__(self, list_fn, namespaces: set[str], selector: str) -> None:
-        self.list_fn, self.namespaces, self.selector = list_fn, namespaces, selector
-        self.names: set[tuple[str, str]] = set()
-        self.ready: set[tuple[str, str]] = set()
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop:
-            w = kubernetes.watch.Watch()
-            try:
-                initial = self.list_fn(label_selector=self.selector)
-                with self.lock:
-                    self.names = set()
-                    self.ready = set()
-                    for o in initial.items:
-                        self._observe("ADDED", o)
-                    self.changed.notify_all()
-                for ev in w.stream(self.list_fn, label_selector=self.selector,
-                                   resource_version=initial.metadata.resource_version, timeout_seconds=300):
-                    with self.lock:
-                        self._observe(ev["type"], ev["object"])
-                        self.changed.notify_all()
-                    if self.stop:
-                        break
-            except Exception:  # noqa: BLE001 - a broken watch restarts with a fresh list
-                time.sleep(0.2)
-
-    def _observe(self, kind: str, o) -> None:
-        key = (o.metadata.namespace, o.metadata.name)
-        if o.metadata.namespace not in self.namespaces:
-            return
-        if kind == "DELETED":
-            self.names.discard(key)
-            self.ready.discard(key)
-            return
-        self.names.add(key)
-        ready = getattr(o.status, "ready_replicas", None) if hasattr(o.status, "ready_replicas") else None
-        if ready is None and hasattr(o.status, "phase"):
-            ready = 1 if o.status.phase == "Running" else 0
-        if ready:
-            self.ready.add(key)
-        else:
-            self.ready.discard(key)
-
-    def wait(self, pred, timeout: float) -> float:
-        deadline = time.time() + timeout
-        with self.lock:
-            while not pred(len(self.names), len(self.ready)):
-                left = deadline - time.time()
-                if left <= 0:
-                    raise TimeoutError(f"count={len(self.names)} ready={len(self.ready)}")
-                self.changed.wait(min(left, 0.5))
-        return time.time()
-
-    def close(self) -> None:
-        self.stop = True
 
 
 def pct(values: list[float], q: float) -> float:
@@ -121,22 +59,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def ensure_operator(log: Path) -> subprocess.Popen[bytes] | None:
-    subprocess.run([KUBECTL, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-                   check=True, capture_output=True)
-    subprocess.run([KUBECTL, "wait", "--for=condition=Established", "-f", str(ROOT / "crds")], check=True,
-                   capture_output=True)
+    install_crds()
     if os.environ.get("MODELHUB_OPERATOR") == "external":
         return None
-    proc = subprocess.Popen([sys.executable, "-m", "modelhub", "run", "--liveness", ""],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT,
-                            env={**os.environ, "MODELHUB_METRICS_PORT": os.environ.get("MODELHUB_METRICS_PORT", "0")})
-    for _ in range(300):
-        if b"modelhub operator started" in log.read_bytes():
-            return proc
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise SystemExit(f"operator did not start: {log.read_text()[-2000:]}")
+    return start_operator(log).proc
 
 
 def main() -> int:

@@ -30,9 +30,7 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,9 +43,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO))
 
 import kubernetes  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
+from tests.support.kube import install_crds  # noqa: E402
+from tests.support.operator import start_operator  # noqa: E402
 
 from modelhub.domain.signing import (  # noqa: E402
     compute_manifest,
@@ -68,16 +69,6 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def kubectl_bin() -> str:
-    return os.environ.get("KUBECTL") or shutil.which("kubectl") or "kubectl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- the cluster ------------------------------------------------------------------------------------------
 class Clients:
     def __init__(self, pool: int) -> None:
@@ -90,13 +81,6 @@ class Clients:
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
 
 
-def apply_crds() -> None:
-    crds = str(REPO / "crds")
-    for args in (["apply", "--server-side", "--force-conflicts", "-f", crds],
-                 ["wait", "--for=condition=Established", "--timeout=60s", "-f", crds]):
-        subprocess.run([kubectl_bin(), *args], check=True, capture_output=True, text=True)
-
-
 @contextlib.contextmanager
 def operator_process(verbose: bool) -> Iterator[Path | None]:
     if os.environ.get("MODELHUB_OPERATOR") == "external":
@@ -104,30 +88,12 @@ def operator_process(verbose: bool) -> Iterator[Path | None]:
         yield None
         return
     log_path = Path(tempfile.mkdtemp(prefix="bench-rollout-")) / "operator.log"
-    env = {**os.environ}
-    env.setdefault("MODELHUB_WEBHOOK_PORT", str(free_port()))
-    env.setdefault("MODELHUB_METRICS_PORT", "0")
-    cmd = [sys.executable, "-m", "modelhub", "run", "--liveness", ""] + (["--verbose"] if verbose else [])
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                env={**env, "PYTHONPATH": str(REPO / "operator")})
+    op = start_operator(log_path, verbose=verbose, MODELHUB_METRICS_PORT="0")
     try:
-        deadline = time.monotonic() + 60
-        while b"modelhub operator started" not in log_path.read_bytes():
-            if proc.poll() is not None:
-                raise SystemExit(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"operator did not start within 60s; log: {log_path}")
-            time.sleep(0.2)
-        log(f"operator: pid {proc.pid}, webhooks on 127.0.0.1:{env['MODELHUB_WEBHOOK_PORT']}, log {log_path}")
+        log(f"operator: pid {op.proc.pid}, webhooks on 127.0.0.1:{op.webhook_port}, log {log_path}")
         yield log_path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        op.stop(15)
 
 
 # --- fixtures: keys, signed models, manifests --------------------------------------------------------------
@@ -389,7 +355,7 @@ def main() -> int:
     log(f"rollout benchmark: {args.n} ModelVersions in {len(op_namespaces)} namespaces, "
         f"concurrency {args.concurrency}, KUBECONFIG={os.environ['KUBECONFIG']}")
 
-    apply_crds()
+    install_crds()
     try:
         with operator_process(args.operator_verbose) as op_log:
             # --- floor first, on an idle cluster: the same Deployments, created directly ---

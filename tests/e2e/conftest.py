@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.kubehelp import ROOT, kubectl, unique
+from tests.e2e.kubehelp import kubectl, unique
+from tests.support import operator as support_operator
+from tests.support.kube import install_crds
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,38 +34,17 @@ def cluster() -> str:
 
 @pytest.fixture(scope="session")
 def crds(cluster: str) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    install_crds()
 
 
 def start_operator(log_path: Path, **env: str) -> subprocess.Popen[bytes]:
-    """The operator as a real process, logging to `log_path`; returns once it has started."""
-    mark = b"modelhub operator started"
-    seen = log_path.read_bytes().count(mark) if log_path.exists() else 0
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelhub", "run", "--liveness", ""],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **env},
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if log_path.read_bytes().count(mark) >= seen + 1:
-            return proc  # (it may already have died since, e.g. at a crash test's failpoint)
-        if proc.poll() is not None:
-            raise AssertionError(f"operator exited {proc.returncode}: {log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"operator did not start in 60s: {log_path.read_text()[-3000:]}")
+    """The operator as a real process, logging to `log_path`; returns once its health endpoint answers (or, with
+    a failpoint set, once it has died at it)."""
+    return support_operator.start_operator(log_path, **env).proc
 
 
 def stop_operator(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    support_operator.Operator(proc, Path(), "", 0, 0).stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+from tests.support.kube import ROOT, kubectl, kubectl_bin, to_yaml  # noqa: F401 - re-exported for the e2e modules
 
-ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def kubectl_bin() -> str:
-    return os.environ.get("KUBECTL", "kubectl")
-
-
-def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:  # noqa: A002
-    proc = subprocess.run(
-        [kubectl_bin(), *args], input=input, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc
-
-
 def apply(manifest: str | dict[str, Any] | list[dict[str, Any]], namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    if not isinstance(manifest, str):
-        docs = manifest if isinstance(manifest, list) else [manifest]
-        manifest = yaml.safe_dump_all(docs, sort_keys=False)
+    manifest = to_yaml(manifest)
     args = ["apply", "-f", "-"]
     if namespace:
         args += ["-n", namespace]

@@ -4,16 +4,9 @@ keys, real signed bundles), and a cluster-api style sequence test in seeded rand
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from modelhub.domain import approval as approval_domain
-from modelhub.vocab import annotations as A
-from modelhub.vocab import conditions as C
-from modelhub.vocab import labels as L
-from modelhub.vocab import reasons as R
 from tests.support.harness import Harness
 from tests.support.manifests import (
     Key,
@@ -26,6 +19,12 @@ from tests.support.manifests import (
     revocation_manifest,
     version_manifest,
 )
+
+from modelhub.domain import approval as approval_domain
+from modelhub.vocab import annotations as A
+from modelhub.vocab import conditions as C
+from modelhub.vocab import labels as L
+from modelhub.vocab import reasons as R
 
 NS = "team-a"
 KEY_B = b"approval-key-for-tests-0123456789abcdef"

@@ -14,7 +14,6 @@ ENFORCEMENT_SECONDS = Histogram(
     buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
 )
 TORN_DOWN = Counter("modelhub_workloads_torn_down_total", "Workloads deleted because a Revocation covers them")
-VERSIONS = Gauge("modelhub_model_versions", "ModelVersions by state", ["namespace", "model", "state"])
 SERVING = Gauge("modelhub_serving_replicas", "Ready replicas serving", ["namespace", "model", "version", "role"])
 
 

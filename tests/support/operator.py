@@ -1,0 +1,111 @@
+"""The operator as a real process: started on free ports, ready when its health endpoint answers, stopped
+cleanly. Used by the e2e fixtures, the benchmarks and the demo (`python -m tests.support.operator wait URL`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.kube import ROOT, free_port
+
+
+def healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own loopback endpoint
+            return bool(200 <= resp.status < 300)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_healthy(url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None,
+                 log_path: Path | None = None, allow_exit: bool = False) -> None:
+    """Until `url` answers. With `allow_exit`, a process that exits meanwhile (a crash test's failpoint) ends
+    the wait too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healthy(url):
+            return
+        if proc is not None and proc.poll() is not None:
+            if allow_exit:
+                return
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
+            raise AssertionError(f"operator exited {proc.returncode}: {tail}")
+        time.sleep(0.2)
+    tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
+    raise AssertionError(f"operator not healthy at {url} within {timeout}s: {tail}")
+
+
+@dataclass
+class Operator:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    health_url: str
+    webhook_port: int
+    metrics_port: int
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def start_operator(log_path: Path, *, wait: bool = True, verbose: bool = False, **env: str) -> Operator:
+    """Start `modelhub run` with its health endpoint (and, unless given, webhook and metrics ports) on free
+    ports; return once the health endpoint answers (`wait`), or at once."""
+    health_port = free_port()
+    env.setdefault("MODELHUB_WEBHOOK_PORT", os.environ.get("MODELHUB_WEBHOOK_PORT") or str(free_port()))
+    env.setdefault("MODELHUB_METRICS_PORT", os.environ.get("MODELHUB_METRICS_PORT") or str(free_port()))
+    url = f"http://127.0.0.1:{health_port}/healthz"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pythonpath = os.pathsep.join(p for p in (str(ROOT / "operator"), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelhub", "run", "--liveness", url, *(["--verbose"] if verbose else [])],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": pythonpath, **env},
+        )
+    op = Operator(proc, log_path, url, int(env["MODELHUB_WEBHOOK_PORT"]), int(env["MODELHUB_METRICS_PORT"]))
+    if wait:
+        try:
+            wait_healthy(url, 60, proc, log_path, allow_exit="MODELHUB_FAILPOINT" in env)
+        except AssertionError:
+            op.kill()
+            raise
+    return op
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("wait", help="wait until a health endpoint answers")
+    w.add_argument("url")
+    w.add_argument("--timeout", type=float, default=60)
+    args = p.parse_args()
+    try:
+        wait_healthy(args.url, args.timeout)
+    except AssertionError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
