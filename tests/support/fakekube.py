@@ -132,6 +132,18 @@ class FakeKube:
         self.remove("Deployment", namespace, name)
         return True
 
+    def delete_workload(self, kind: str, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
+        self.requests.append(("delete", kind))
+        if (kind, namespace, name) not in self.objects:
+            return False
+        self.remove(kind, namespace, name)
+        return True
+
+    def get_metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.requests.append(("get", kind))
+        obj = self.objects.get((kind, namespace, name))
+        return None if obj is None else copy.deepcopy(obj["metadata"])
+
     def unschedulable_message(self, namespace: str, selector: str) -> str | None:
         self.requests.append(("list", "Pod"))
         return self.unschedulable.get(namespace)

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from modelhub.domain.teardown import WORKLOAD_KINDS
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.reconciler import Reconciler
 from modelhub.handlers.runtime import Key
@@ -84,9 +85,14 @@ class Harness:
         route = {"Model": self.reconciler.router.on_model, "ModelVersion": self.reconciler.router.on_version,
                  "Revocation": self.reconciler.router.on_revocation, "Deployment": self.reconciler.router.on_deployment,
                  "Service": self.reconciler.router.on_service, "ConfigMap": self.reconciler.router.on_configmap}
-        fn = route.get(event.kind)
-        if fn is not None:
-            fn(event.type, event.obj)
+        async def on_loop() -> None:  # routing runs on the event loop, as in the operator
+            fn = route.get(event.kind)
+            if fn is not None:
+                fn(event.type, event.obj)
+            elif event.kind in WORKLOAD_KINDS:
+                self.reconciler.router.on_workload(event.kind, event.type, event.obj)
+
+        self.loop.run_until_complete(on_loop())
         self.ctx.services_watched = True
 
     def _next_event(self, rng: random.Random) -> WatchEvent:

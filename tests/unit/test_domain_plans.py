@@ -200,6 +200,9 @@ def rev(**match: Any) -> dict[str, Any]:
     (mv(), mv(), "UPDATE", [rev(digests=[DIGEST])], False),  # metadata-only update of an existing version
     (mv("1.2.0"), None, "CREATE", [rev(models=[{"name": "m", "versions": ">=1.2.0"}])], True),
     (mv("1.1.0"), None, "CREATE", [rev(models=[{"name": "m", "versions": ">=1.2.0"}])], False),
+    # matched earlier by key through another version: the artifact is refused under any name (no key known yet)
+    (mv(), None, "CREATE", [{**rev(keyFingerprints=["f" * 64]), "status": {"revokedDigests": [DIGEST]}}], True),
+    (mv(), None, "CREATE", [{**rev(keyFingerprints=["f" * 64]), "status": {"revokedDigests": []}}], False),
 ])
 def test_refuse_version(obj: Any, old: Any, op: str, revs: Any, refused: bool) -> None:
     why = admission.refuse_version(obj, old, op, revs)

@@ -271,3 +271,83 @@ def test_sequence_converges_to_the_same_end_state_for_every_seed(signed: Any) ->
     assert first["revocation"] == C.TRUE
     for seed, end in enumerate(ends):
         assert end == first, f"seed {seed} ended elsewhere"
+
+
+# --- issue 10: every workload kind, late links, no resurrection by key ------------------------------------------
+def workload(kind: str, name: str, digest: str, namespace: str = "third", owner: tuple[str, str] | None = None,
+             api_version: str = "apps/v1") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {L.SERVES_ARTIFACT: "true"},
+                            "annotations": {A.ARTIFACT_DIGEST: digest}}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "controller": True}]
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {}}
+
+
+def test_every_workload_kind_is_torn_down_at_its_top_owner(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable=None)
+    d = signed[1]["1.0.0"].digest
+    for obj in [
+        workload("StatefulSet", "sts", d),
+        workload("DaemonSet", "ds", d),
+        workload("Pod", "bare", d, api_version="v1"),
+        workload("CronJob", "cron", d, api_version="batch/v1"),
+        workload("Job", "cron-1", d, owner=("CronJob", "cron"), api_version="batch/v1"),
+        workload("Pod", "cron-1-x", d, owner=("Job", "cron-1"), api_version="v1"),
+        workload("InferenceService", "isvc", d, api_version="serving.kserve.io/v1beta1"),
+        workload("Pod", "innocent", "sha256:" + "0" * 64, api_version="v1"),
+    ]:
+        h.apply(obj)
+    h.settle()
+    h.apply(revocation_manifest("leak", digests=[d]))
+    h.settle()
+    left = {(o["kind"], o["metadata"]["name"]) for o in h.kube.objects.values() if o["metadata"].get("namespace") == "third"}
+    # The Job and its Pod are the CronJob's: deleting the CronJob takes them (the fake has no garbage collector).
+    assert left == {("Pod", "innocent"), ("Job", "cron-1"), ("Pod", "cron-1-x")}
+    deletes = sorted(r[1] for r in h.kube.requests if r[0] == "delete")
+    assert deletes == ["CronJob", "DaemonSet", "InferenceService", "Pod", "StatefulSet"]
+
+
+def test_a_malformed_digest_is_a_warning_event_once(h: Harness, signed: Any) -> None:
+    h.apply(workload("StatefulSet", "sts", "sha256:NOTHEX"))
+    h.deliver_all()
+    h.apply(workload("StatefulSet", "sts", "sha256:NOTHEX") | {"spec": {"replicas": 2}})
+    h.deliver_all()
+    h.loop.run_until_complete(h.ctx.events.drain())
+    warned = [e for e in h.kube.recorded_events if e["reason"] == R.MALFORMED_DIGEST]
+    assert len(warned) == 1 and warned[0]["kind"] == "StatefulSet" and warned[0]["type"] == C.WARNING
+
+
+def test_late_link_a_new_version_ties_a_revoked_dataset_to_a_running_workload(h: Harness, signed: Any) -> None:
+    key, models = signed
+    dataset = "sha256:" + "da" * 32
+    h.apply(keyring_manifest("keys", {"release.pub": key}, NS))
+    h.apply(model_manifest("clf", ["keys"], namespace=NS))
+    h.apply(workload("Deployment", "third-party", models["1.0.0"].digest))
+    h.apply(revocation_manifest("poisoned", datasetDigests=[dataset]))
+    h.settle()
+    assert h.kube.get("Deployment", "third", "third-party") is not None  # nothing links it yet
+    h.apply(bundle_configmap("sig", models["1.0.0"].bundle, NS))
+    h.apply(version_manifest("clf-1-0-0", "clf", "1.0.0", models["1.0.0"], namespace=NS,
+                             signature={"configMapRef": {"name": "sig", "key": "model.sig"}},
+                             lineage={"datasets": [{"name": "crawl", "uri": "s3://d/crawl", "digest": dataset}]}))
+    h.deliver_all()
+    assert ("Revocation", "", "poisoned") in h.queue.ready  # routed at once, not at the next resync
+    h.settle()
+    assert h.kube.get("Deployment", "third", "third-party") is None
+
+
+def test_an_artifact_revoked_by_key_stays_revoked_under_a_new_name(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.0.0")
+    h.settle(controllers=h.settle_deployments)
+    h.apply(revocation_manifest("key-leak", keyFingerprints=[signed[0].fingerprint]))
+    h.settle(controllers=h.settle_deployments)
+    rev = h.kube.get("Revocation", "", "key-leak")
+    assert signed[1]["1.0.0"].digest in rev["status"]["revokedDigests"]
+    # The same artifact under a new name (its bundle still by that key, so it matches twice over; admission's
+    # digest-only check is in test_domain_plans).
+    h.delete("ModelVersion", NS, vname("1.0.0"))
+    h.apply(version_manifest("clf-again", "clf", "1.0.1", signed[1]["1.0.0"], namespace=NS))
+    h.settle(controllers=h.settle_deployments)
+    again = h.kube.get("ModelVersion", NS, "clf-again")
+    assert condition(again, C.REVOKED)["status"] == C.TRUE
+    assert not deployments(h)

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
@@ -24,6 +25,38 @@ log = logging.getLogger(__name__)
 
 PLURALS = {"Model": "models", "ModelVersion": "modelversions", "Revocation": "revocations"}
 COMPONENT = "modelhub-operator"
+
+
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+@dataclass(frozen=True)
+class WorkloadKind:
+    api_version: str
+    plural: str
+
+    @property
+    def prefix(self) -> str:
+        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+
+    @property
+    def cluster_path(self) -> str:
+        return f"{self.prefix}/{self.plural}"
+
+
+# Every kind a workload serving an artifact can be (label modelhub.dev/serves-artifact, annotation digest).
+WORKLOAD_KINDS: dict[str, WorkloadKind] = {
+    "Deployment": WorkloadKind("apps/v1", "deployments"),
+    "StatefulSet": WorkloadKind("apps/v1", "statefulsets"),
+    "DaemonSet": WorkloadKind("apps/v1", "daemonsets"),
+    "ReplicaSet": WorkloadKind("apps/v1", "replicasets"),
+    "Job": WorkloadKind("batch/v1", "jobs"),
+    "CronJob": WorkloadKind("batch/v1", "cronjobs"),
+    "Pod": WorkloadKind("v1", "pods"),
+    "InferenceService": WorkloadKind("serving.kserve.io/v1beta1", "inferenceservices"),  # only if installed
+}
+OPTIONAL_KINDS = {"InferenceService"}
 
 
 class Kube:
@@ -51,10 +84,11 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """One API request with an explicit content type; JSON in and out, ApiException on non-2xx."""
         _, url, headers, ser_body, _ = self.api_client.param_serialize(
-            method, path, query_params=query or [], header_params={"Accept": "application/json",
+            method, path, query_params=query or [], header_params={"Accept": accept,
                                                                    "Content-Type": content_type},
             body=body, auth_settings=["BearerToken"],
         )
@@ -176,6 +210,45 @@ class Kube:
             raise
         return True
 
+    def workload_path(self, kind: str, namespace: str, name: str | None = None) -> str:
+        kind_ = WORKLOAD_KINDS[kind]
+        base = f"{kind_.prefix}/namespaces/{namespace}/{kind_.plural}"
+        return f"{base}/{name}" if name else base
+
+    def delete_workload(self, kind: str, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
+        """Delete a workload of any kind we tear down (its dependents go in the background); False when gone."""
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = grace_seconds
+        try:
+            self.request("DELETE", self.workload_path(kind, namespace, name), body=body)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def get_metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """An object's metadata only (PartialObjectMetadata), or None when it does not exist."""
+        if kind not in WORKLOAD_KINDS:
+            return None
+        try:
+            return self.request("GET", self.workload_path(kind, namespace, name), accept=METADATA_ACCEPT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def has_api(self, group_version: str) -> bool:
+        """Whether the API server serves a group/version (e.g. a CRD's, such as KServe's)."""
+        try:
+            self.request("GET", f"/apis/{group_version}")
+        except ApiException as exc:
+            if exc.status in (404, 503):
+                return False
+            raise
+        return True
+
     def delete_service(self, namespace: str, name: str) -> bool:
         try:
             self.core.delete_namespaced_service(name, namespace)
@@ -232,11 +305,12 @@ class Reflector:
 
     def __init__(self, kube: Kube, *, kind: str, api_version: str, path: str, on_event: WatchCallback,
                  label_selector: str | None = None, field_selector: str | None = None,
-                 timeout_seconds: int = 300) -> None:
+                 timeout_seconds: int = 300, metadata_only: bool = False) -> None:
         self._kube, self.kind, self.api_version, self.path = kube, kind, api_version, path
         self._on_event = on_event
         self._query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
         self._timeout = timeout_seconds
+        self._metadata_only = metadata_only
         self._known: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._synced = threading.Event()
@@ -261,8 +335,7 @@ class Reflector:
                 pass
 
     def _emit(self, event_type: str, obj: dict[str, Any]) -> None:
-        obj.setdefault("kind", self.kind)
-        obj.setdefault("apiVersion", self.api_version)
+        obj["kind"], obj["apiVersion"] = self.kind, self.api_version  # (PartialObjectMetadata says its own)
         m = obj.get("metadata") or {}
         key = (m.get("namespace") or "", m.get("name") or "")
         if event_type == "DELETED":
@@ -275,7 +348,8 @@ class Reflector:
             log.exception("watch handler for %s %s/%s failed", self.kind, *key)
 
     def _list(self) -> str:
-        out = self._kube.request("GET", self.path, query=self._query)
+        out = self._kube.request("GET", self.path, query=self._query,
+                                 accept=METADATA_LIST_ACCEPT if self._metadata_only else "application/json")
         seen = set()
         for item in out.get("items") or []:
             m = item.get("metadata") or {}
@@ -293,7 +367,8 @@ class Reflector:
                  ("timeoutSeconds", str(self._timeout)), ("resourceVersion", rv)]
         api = self._kube.api_client
         _, url, headers, _, _ = api.param_serialize("GET", self.path, query_params=query,
-                                                    header_params={"Accept": "application/json"},
+                                                    header_params={"Accept": METADATA_ACCEPT if self._metadata_only
+                                                                   else "application/json"},
                                                     auth_settings=["BearerToken"])
         resp = api.call_api("GET", url, header_params=headers, _request_timeout=(10, self._timeout + 30))
         self._response = resp.response if hasattr(resp, "response") else resp

@@ -165,6 +165,12 @@ class RevocationStatus(StatusModel):
     affected_total: int | None = Field(
         default=None, ge=0, description="Number of covered ModelVersions, including those not listed."
     )
+    revoked_digests: list[Annotated[str, Field(max_length=80)]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Every artifact digest it has matched, through any match kind (kept when the version that "
+        "linked it is deleted): a new ModelVersion with one of them is refused under any name.",
+    )
 
 
 class Revocation(Resource):

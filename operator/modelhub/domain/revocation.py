@@ -109,7 +109,13 @@ def first_covering(revocations: Iterable[Mapping[str, Any]], facts: VersionFacts
         why = why_covered((rev.get("spec") or {}).get("match") or {}, facts)
         if why:
             return rev, why
+        if facts.digest and facts.digest in _norm((rev.get("status") or {}).get("revokedDigests")):
+            # Matched once through another version (e.g. by its key): the artifact stays revoked under any name.
+            return rev, f"artifact digest {facts.digest}, revoked earlier through another version"
     return None
+
+
+REVOKED_DIGESTS_CAP = 10_000
 
 
 @dataclass
@@ -129,16 +135,18 @@ class VersionIndex:
         out += [(self.by_dataset, d) for d in f.dataset_digests]
         return out
 
-    def upsert(self, f: VersionFacts) -> None:
+    def upsert(self, f: VersionFacts) -> bool:
+        """Index `f`; whether anything a Revocation can match on changed."""
         old = self.facts.get(f.key)
         if old == f:
-            return
+            return False
         if old is not None:
             self.remove(old.key)
         self.facts[f.key] = f
         for bucket, value in self._buckets(f):
             if value:
                 bucket[value].add(f.key)
+        return True
 
     def remove(self, key: VersionKey) -> None:
         old = self.facts.pop(key, None)
@@ -210,6 +218,7 @@ def enforcement_status(
     remaining: int,
     created: str,
     now: dt.datetime,
+    digests: Iterable[str] = (),
 ) -> tuple[dict[str, Any], float | None]:
     """The Revocation's status after a teardown pass, and the enforcement seconds when it just completed.
 
@@ -222,6 +231,10 @@ def enforcement_status(
     status["workloadsTornDown"] = int(old.get("workloadsTornDown") or 0)
     status["affected"] = affected_list(matched)
     status["affectedTotal"] = len(matched)
+    # Every artifact digest matched so far (kept when the version that linked it is deleted): admission and the
+    # reconcilers refuse it under any name, by any match kind.
+    known = set(_norm(old.get("revokedDigests"))) | {normalize_digest(d) for d in digests if d}
+    status["revokedDigests"] = sorted(known)[:REVOKED_DIGESTS_CAP] or None
     just_completed = None
     if remaining:
         status["conditions"] = set_condition(

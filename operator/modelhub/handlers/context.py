@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelhub.domain.events import Event
-from modelhub.domain.revocation import VersionIndex, normalize_digest
+from modelhub.domain.revocation import VersionIndex
+from modelhub.domain.teardown import WORKLOAD_KINDS, declared_digest
 from modelhub.handlers.runtime import Cache, Key
-from modelhub.vocab import annotations as A
 from modelhub.vocab import labels as L
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Settings:
     teardown_concurrency: int = 32
     workers: int = 16
     event_concurrency: int = 8
+    resync_seconds: float = 180.0
 
     @classmethod
     def from_env(cls, env: Any = None) -> Settings:
@@ -59,6 +60,7 @@ class Settings:
             metrics_port=int(e.get("MODELHUB_METRICS_PORT", d.metrics_port)),
             teardown_concurrency=int(e.get("MODELHUB_TEARDOWN_CONCURRENCY", d.teardown_concurrency)),
             workers=int(e.get("MODELHUB_WORKERS", d.workers)),
+            resync_seconds=float(e.get("MODELHUB_RESYNC_SECONDS", d.resync_seconds)),
         )
 
 
@@ -70,6 +72,8 @@ class KubePort(Protocol):
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]: ...
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]: ...
     def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool: ...
+    def delete_workload(self, kind: str, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool: ...
+    def get_metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def unschedulable_message(self, namespace: str, selector: str) -> str | None: ...
     def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None: ...
 
@@ -132,16 +136,15 @@ def _deployment_model(obj: dict[str, Any]) -> tuple[str, str] | None:
     return ((obj.get("metadata") or {}).get("namespace") or "", lab[L.MODEL])
 
 
-def _deployment_digest(obj: dict[str, Any]) -> str | None:
-    digest = ((obj.get("metadata") or {}).get("annotations") or {}).get(A.ARTIFACT_DIGEST)
-    return normalize_digest(digest) if digest else None
+def _workload_digest(obj: dict[str, Any]) -> str | None:
+    return declared_digest(obj).digest
 
 
 def new_cache() -> Cache:
-    return Cache(indexers={
-        "ModelVersion": {"model": _version_model},
-        "Deployment": {"model": _deployment_model, "digest": _deployment_digest},
-    })
+    indexers: dict[str, dict[str, Any]] = {kind: {"digest": _workload_digest} for kind in WORKLOAD_KINDS}
+    indexers["Deployment"]["model"] = _deployment_model
+    indexers["ModelVersion"] = {"model": _version_model}
+    return Cache(indexers=indexers)
 
 
 def utc_now() -> dt.datetime:
@@ -197,6 +200,8 @@ class Context:
     verify_cache: dict[tuple[str, ...], object] = field(default_factory=dict)
     # Deployments our teardown is deleting: their watch echoes trigger nothing until their DELETED event.
     tearing: set[tuple[str, str]] = field(default_factory=set)
+    # (uid, annotation value) of workloads already warned about a malformed digest (bounded).
+    warned: dict[tuple[str, str], None] = field(default_factory=dict)
     teardown_pool: concurrent.futures.Executor | None = None
     configmaps: ConfigMapCache = field(init=False)
     events: EventRecorder = field(init=False)

@@ -3,6 +3,7 @@ startup and handed to the kopf entry modules through kopf's `memo`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +26,9 @@ class Reconciler:
         self.ctx = ctx
         self.router = Router(ctx)
         self.models = ModelReconciler(ctx)
-        self.versions = VersionReconciler(ctx)
+        self.versions = VersionReconciler(ctx, self.router.facts_changed)
         self.revocations = RevocationReconciler(ctx)
+        self._resync: asyncio.Task[None] | None = None
         self._by_kind: dict[str, Callable[[str, str], Any]] = {
             "Model": self.models.reconcile, "ModelVersion": self.versions.reconcile,
             "Revocation": self.revocations.reconcile,
@@ -57,6 +59,7 @@ class Reconciler:
         queue = WorkQueue(self.dispatch, workers=self.ctx.settings.workers)
         self.ctx.queue = queue
         queue.start()
+        self._resync = asyncio.create_task(self.resync_forever())
         # Everything once: Revocations first (the queue puts them first anyway), then Models and versions.
         for r in self.ctx.cache.all("Revocation"):
             self.ctx.enqueue("Revocation", "", r["metadata"]["name"])
@@ -64,6 +67,14 @@ class Reconciler:
             self.ctx.enqueue("Model", m["metadata"]["namespace"], m["metadata"]["name"])
         return queue
 
+    async def resync_forever(self) -> None:
+        """Every `resync_seconds`, every live Revocation looks again (a safety net under the routing)."""
+        while True:
+            await asyncio.sleep(self.ctx.settings.resync_seconds)
+            self.router.resync()
+
     async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
         if self.ctx.queue is not None and isinstance(self.ctx.queue, WorkQueue):
             await self.ctx.queue.stop()

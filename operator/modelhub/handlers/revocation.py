@@ -13,6 +13,7 @@ from modelhub.adapters import failpoints, metrics
 from modelhub.domain import requeue
 from modelhub.domain import revocation as rdomain
 from modelhub.domain.events import Event
+from modelhub.domain.teardown import WORKLOAD_KINDS, Ref, controller_of, teardown_targets
 from modelhub.handlers.context import Context
 from modelhub.handlers.status import write_status
 from modelhub.vocab import conditions as C
@@ -25,6 +26,11 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.get("metadata") or {}
 
 
+def _owned(meta: dict[str, Any]) -> bool:
+    owner = controller_of(meta)
+    return owner is not None and owner[0] in WORKLOAD_KINDS
+
+
 class RevocationReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -32,31 +38,55 @@ class RevocationReconciler:
     def revoked_digests(self, rev: dict[str, Any]) -> set[str]:
         match = (rev.get("spec") or {}).get("match") or {}
         digests = {rdomain.normalize_digest(d) for d in match.get("digests") or [] if isinstance(d, str)}
+        digests |= {rdomain.normalize_digest(d) for d in (rev.get("status") or {}).get("revokedDigests") or []
+                    if isinstance(d, str)}
         for key in self.ctx.index.match(match):
             digests.add(self.ctx.index.facts[key].digest)
-        return digests
+        return {d for d in digests if d}
 
-    def workloads_serving(self, digests: set[str]) -> list[tuple[str, str]]:
-        return sorted({(_meta(d)["namespace"], _meta(d)["name"])
-                       for digest in digests for d in self.ctx.cache.by("Deployment", "digest", digest)})
+    def serving(self, digests: set[str]) -> list[tuple[Ref, dict[str, Any]]]:
+        """Every cached workload, of every kind, that declares one of `digests`."""
+        out = []
+        for kind in WORKLOAD_KINDS:
+            for digest in digests:
+                for obj in self.ctx.cache.by(kind, "digest", digest):
+                    m = _meta(obj)
+                    out.append(((kind, m.get("namespace") or "", m["name"]), m))
+        return out
 
-    async def teardown(self, workloads: list[tuple[str, str]]) -> int:
+    def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """An owner's metadata: from the cache when it is watched (declares an artifact), else from the API."""
+        cached = self.ctx.cache.get(kind, namespace, name)
+        if cached is not None:
+            return _meta(cached)
+        return self.ctx.kube.get_metadata(kind, namespace, name)
+
+    async def targets(self, digests: set[str]) -> list[Ref]:
+        serving = self.serving(digests)
+        if not serving:
+            return []
+        if all(not _owned(m) for _, m in serving):  # nothing to look up: no thread hop
+            return teardown_targets(serving, self._lookup)
+        return await self.ctx.io(teardown_targets, serving, self._lookup)  # type: ignore[no-any-return]
+
+    async def teardown(self, workloads: list[Ref]) -> int:
         """Delete workloads in parallel with bounded concurrency; the number actually deleted by us."""
         ctx = self.ctx
         loop = asyncio.get_running_loop()
-        ctx.tearing.update(workloads)
+        ctx.tearing.update((ns, name) for kind, ns, name in workloads if kind == "Deployment")
 
-        async def one(ns: str, name: str) -> bool:
+        async def one(kind: str, ns: str, name: str) -> bool:
             # The dedicated pool's size is the concurrency bound; nothing else queues in it.
-            gone = await loop.run_in_executor(ctx.teardown_pool, ctx.kube.delete_deployment, ns, name)
+            gone = await loop.run_in_executor(ctx.teardown_pool, ctx.kube.delete_workload, kind, ns, name)
             failpoints.hit("revocation.mid-delete")
-            ctx.cache.drop("Deployment", ns, name)
-            ctx.applied_generation.pop((ns, name), None)
-            if not gone:  # already gone: no DELETED echo will end the suppression
-                ctx.tearing.discard((ns, name))
+            ctx.cache.drop(kind, ns, name)
+            if kind == "Deployment":
+                ctx.applied_generation.pop((ns, name), None)
+                if not gone:  # already gone: no DELETED echo will end the suppression
+                    ctx.tearing.discard((ns, name))
             return bool(gone)
 
-        return sum(await asyncio.gather(*(one(ns, n) for ns, n in workloads)))
+        return sum(await asyncio.gather(*(one(*ref) for ref in workloads)))
 
     async def reconcile(self, namespace: str, name: str) -> float | None:  # noqa: ARG002 - cluster-scoped
         ctx = self.ctx
@@ -67,7 +97,7 @@ class RevocationReconciler:
         gen = _meta(rev).get("generation")
         matched = ctx.index.match((rev.get("spec") or {}).get("match") or {})
         digests = self.revoked_digests(rev)
-        targets = self.workloads_serving(digests)
+        targets = await self.targets(digests)
         deleted = 0
         if targets:
             # Record the teardown as it starts (in parallel with the deletes, which are what users wait for).
@@ -84,10 +114,11 @@ class RevocationReconciler:
             metrics.TORN_DOWN.inc(deleted)
             rev = ctx.cache.get("Revocation", "", name) or rev
             failpoints.hit("revocation.after-delete")
-        remaining = self.workloads_serving(digests)
+        remaining = [t for t in targets if ctx.cache.get(*t) is not None]
         status, seconds = rdomain.enforcement_status(
             rev.get("status") or {}, generation=gen, matched=[ctx.index.facts[k] for k in matched],
             remaining=len(remaining), created=_meta(rev)["creationTimestamp"], now=ctx.clock(),
+            digests=[ctx.index.facts[k].digest for k in matched],
         )
         if seconds is not None:
             metrics.ENFORCEMENT_SECONDS.observe(seconds)

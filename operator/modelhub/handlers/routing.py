@@ -9,9 +9,13 @@ from collections import defaultdict
 from typing import Any
 
 from modelhub.domain import revocation as rdomain
+from modelhub.domain.events import Event
+from modelhub.domain.teardown import declared_digest
 from modelhub.handlers.context import Context
 from modelhub.vocab import annotations as A
+from modelhub.vocab import conditions as C
 from modelhub.vocab import labels as L
+from modelhub.vocab import reasons as R
 
 ObjKey = tuple[str, str]
 
@@ -96,13 +100,29 @@ class Router:
             self.ctx.index.remove(key)
             self.bundles.remove(key)
         else:
-            self.ctx.index.upsert(rdomain.VersionFacts.from_object(obj))
+            self.facts_changed(rdomain.VersionFacts.from_object(obj))
             ref = bundle_ref(obj)
             self.bundles.assign(key, {ref} if ref else set())
             self.ctx.enqueue("ModelVersion", *key)
         model = (obj.get("spec") or {}).get("model")
         if model:
             self.ctx.enqueue("Model", m["namespace"], model)
+
+    def facts_changed(self, facts: rdomain.VersionFacts) -> None:
+        """Index a version's facts; when they changed (a new version, a new digest, dataset or verified key), the
+        Revocations that cover it now look again: a late link (a new version tying a dataset to a running
+        workload's artifact) is enforced at once."""
+        if self.ctx.index.upsert(facts):
+            revs = self.ctx.live_revocations()
+            if revs:
+                hit = rdomain.first_covering(revs, facts)
+                if hit:
+                    self.ctx.enqueue("Revocation", "", _meta(dict(hit[0]))["name"])
+
+    def resync(self) -> None:
+        """The safety net: every live Revocation looks again."""
+        for rev in self.ctx.live_revocations():
+            self.ctx.enqueue("Revocation", "", _meta(rev)["name"])
 
     def on_revocation(self, event_type: str | None, obj: dict[str, Any]) -> None:
         self.record("Revocation", event_type, obj)
@@ -116,8 +136,9 @@ class Router:
                 self.ctx.enqueue("ModelVersion", ns, mv)
                 self.ctx.enqueue("Model", ns, self.ctx.index.facts[(ns, mv)].model)
             return
-        for d in match.get("digests") or []:
-            self.revoked_digests[rdomain.normalize_digest(d)].add(name)
+        for d in [*(match.get("digests") or []), *((obj.get("status") or {}).get("revokedDigests") or [])]:
+            if isinstance(d, str):
+                self.revoked_digests[rdomain.normalize_digest(d)].add(name)
         self.ctx.enqueue("Revocation", "", name)
 
     # --- what the operator watches with selectors -------------------------------------------------------------
@@ -135,10 +156,35 @@ class Router:
             # own teardown: the Revocation enqueues those once it is done, so they don't compete with it.)
             self.ctx.enqueue("Model", ns, lab[L.MODEL])
             self.ctx.enqueue("ModelVersion", ns, ann.get(A.MODEL_VERSION, ""))
-        digest = ann.get(A.ARTIFACT_DIGEST)
-        if event_type != "DELETED" and digest:
-            for rev in self.revocations_of_digest(rdomain.normalize_digest(digest)):
+        if event_type != "DELETED":
+            declared = declared_digest(obj)
+            if declared.problem:
+                self._warn_malformed(obj, declared.problem)
+            elif declared.digest:
+                for rev in self.revocations_of_digest(declared.digest):
+                    self.ctx.enqueue("Revocation", "", rev)
+
+    def on_workload(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> None:
+        """A workload of any other kind that declares the artifact it serves: a Revocation covering it acts."""
+        self.record(kind, event_type, obj)
+        if event_type == "DELETED":
+            return
+        declared = declared_digest(obj)
+        if declared.problem:
+            self._warn_malformed(obj, declared.problem)
+        elif declared.digest:
+            for rev in self.revocations_of_digest(declared.digest):
                 self.ctx.enqueue("Revocation", "", rev)
+
+    def _warn_malformed(self, obj: dict[str, Any], problem: str) -> None:
+        m = _meta(obj)
+        mark = (str(m.get("uid") or m.get("name")), str((m.get("annotations") or {}).get(A.ARTIFACT_DIGEST)))
+        if mark in self.ctx.warned:
+            return
+        if len(self.ctx.warned) > 10_000:
+            self.ctx.warned.clear()
+        self.ctx.warned[mark] = None
+        self.ctx.events.record(obj, [Event(C.WARNING, R.MALFORMED_DIGEST, problem)], "Validate")
 
     def revocations_of_digest(self, digest: str) -> set[str]:
         """Live Revocations that cover an artifact digest: named in their match, or through a version with it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from modelhub.adapters import failpoints, metrics, stores
@@ -28,8 +29,9 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class VersionReconciler:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, facts_changed: Callable[[rdomain.VersionFacts], None] | None = None) -> None:
         self.ctx = ctx
+        self.router_facts = facts_changed or ctx.index.upsert
 
     # --- gather --------------------------------------------------------------------------------------------
     def _verify(self, bundle: bytes, keys: dict[str, bytes], pinned: str) -> vdomain.Verification:
@@ -139,7 +141,7 @@ class VersionReconciler:
         if revoked:
             failpoints.hit("version.before-revoked-status")
         await write_status(self.ctx, "ModelVersion", obj, plan.status)
-        self.ctx.index.upsert(rdomain.VersionFacts.from_object({**obj, "status": plan.status}))
+        self.router_facts(rdomain.VersionFacts.from_object({**obj, "status": plan.status}))
         self.ctx.events.record(obj, plan.events, "Reconcile")
         if plan.conditions_changed and model is not None:
             self.ctx.enqueue("Model", namespace, _meta(model)["name"])

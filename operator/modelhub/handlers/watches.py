@@ -9,11 +9,12 @@ from each watch's thread onto the event loop, in order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from modelhub.adapters.kube import Kube, Reflector
+from modelhub.adapters.kube import OPTIONAL_KINDS, WORKLOAD_KINDS, Kube, Reflector
 from modelhub.handlers.routing import Router
 from modelhub.vocab import labels as L
 
@@ -25,7 +26,7 @@ class Watches:
         self._kube, self._router, self._loop = kube, router, loop
         self._fixed: list[Reflector] = []
         self._configmaps: dict[str, Reflector] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def _to_loop(self, fn: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
         def hop(event_type: str, obj: dict[str, Any]) -> None:
@@ -38,12 +39,39 @@ class Watches:
         self._fixed.append(r.start())
         return r
 
+    def _workload(self, kind: str) -> Reflector:
+        k = WORKLOAD_KINDS[kind]
+        return Reflector(self._kube, kind=kind, api_version=k.api_version, path=k.cluster_path,
+                         label_selector=L.SERVES_SELECTOR, metadata_only=True,
+                         on_event=self._to_loop(functools.partial(self._router.on_workload, kind))).start()
+
     def start(self) -> None:
         services = Reflector(self._kube, kind="Service", api_version="v1", path="/api/v1/services",
                              label_selector=L.MANAGED_SELECTOR, on_event=self._to_loop(self._router.on_service))
         self._fixed.append(services.start())
         self._router.ctx.services_watched = True
-        self._task = asyncio.create_task(self._follow_configmap_namespaces())
+        # Third-party workloads of every other kind: metadata is all a teardown needs.
+        for kind in WORKLOAD_KINDS:
+            if kind != "Deployment" and kind not in OPTIONAL_KINDS:
+                self._fixed.append(self._workload(kind))
+        self._tasks = [asyncio.create_task(self._follow_configmap_namespaces()),
+                       asyncio.create_task(self._discover_optional_kinds())]
+
+    async def _discover_optional_kinds(self, every: float = 10.0) -> None:
+        """Kinds of CRDs that may be installed later (KServe's InferenceService): watched once they appear."""
+        missing = set(OPTIONAL_KINDS)
+        while missing:
+            for kind in sorted(missing):
+                try:
+                    present = await asyncio.to_thread(self._kube.has_api, WORKLOAD_KINDS[kind].api_version)
+                except Exception as exc:  # noqa: BLE001 - try again later
+                    log.debug("discovery of %s failed: %s", kind, exc)
+                    continue
+                if present:
+                    log.info("watching %s (its API is served)", kind)
+                    self._fixed.append(self._workload(kind))
+                    missing.discard(kind)
+            await asyncio.sleep(every)
 
     async def _follow_configmap_namespaces(self, every: float = 1.0) -> None:
         while True:
@@ -58,8 +86,8 @@ class Watches:
             await asyncio.sleep(every)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for r in [*self._fixed, *self._configmaps.values()]:
             r.stop()

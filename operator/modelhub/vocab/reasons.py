@@ -57,3 +57,5 @@ ENFORCED = "Enforced"
 TEARING_DOWN = "TearingDown"
 # Revocation Events
 TORN_DOWN = "TornDown"
+# Workload Events
+MALFORMED_DIGEST = "MalformedDigest"
