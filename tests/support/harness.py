@@ -37,6 +37,8 @@ class DrivenQueue:
         self.later: dict[Key, float] = {}
         self.open = asyncio.Event()
         self.open.set()
+        self.leading = asyncio.Event()
+        self.leading.set()
         self.holds = 0
 
     def add(self, key: Key, delay: float = 0.0) -> None:

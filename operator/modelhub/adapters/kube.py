@@ -258,6 +258,34 @@ class Kube:
             raise
         return True
 
+    # --- leader election ---------------------------------------------------------------------------------------
+    def _lease_path(self, namespace: str, name: str | None = None) -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{base}/{name}" if name else base
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", self._lease_path(namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def write_lease(self, namespace: str, name: str, spec: dict[str, Any],
+                    resource_version: str | None) -> dict[str, Any] | None:
+        """Create (no resourceVersion) or update the Lease; None when someone else wrote it first (409)."""
+        body: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        try:
+            if resource_version is None:
+                return self.request("POST", self._lease_path(namespace), body=body)
+            body["metadata"]["resourceVersion"] = resource_version
+            return self.request("PUT", self._lease_path(namespace, name), body=body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
     # --- events -------------------------------------------------------------------------------------------
     def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None:
         """Record a Kubernetes Event (events.k8s.io/v1) about one of our objects. Never raises."""

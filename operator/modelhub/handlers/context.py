@@ -45,6 +45,9 @@ class Settings:
     workers: int = 16
     event_concurrency: int = 8
     resync_seconds: float = 180.0
+    leader_election: bool = True
+    lease_name: str = "modelhub-operator"
+    lease_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: Any = None) -> Settings:
@@ -61,6 +64,9 @@ class Settings:
             teardown_concurrency=int(e.get("MODELHUB_TEARDOWN_CONCURRENCY", d.teardown_concurrency)),
             workers=int(e.get("MODELHUB_WORKERS", d.workers)),
             resync_seconds=float(e.get("MODELHUB_RESYNC_SECONDS", d.resync_seconds)),
+            leader_election=e.get("MODELHUB_LEADER_ELECTION", "1") != "0",
+            lease_name=e.get("MODELHUB_LEASE_NAME", d.lease_name),
+            lease_seconds=int(e.get("MODELHUB_LEASE_SECONDS", d.lease_seconds)),
         )
 
 
@@ -80,6 +86,7 @@ class KubePort(Protocol):
 
 class Queue(Protocol):
     open: asyncio.Event
+    leading: asyncio.Event
 
     def add(self, key: Key, delay: float = 0.0) -> None: ...
     def hold(self) -> None: ...
@@ -173,6 +180,7 @@ class EventRecorder:
                 for e in events:
                     if self._ctx.queue is not None:
                         await self._ctx.queue.open.wait()
+                        await self._ctx.queue.leading.wait()
                     await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
                                        message=e.message, action=action)
 

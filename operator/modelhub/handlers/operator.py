@@ -20,6 +20,7 @@ from modelhub.adapters.certs import self_signed
 from modelhub.adapters.kube import Kube
 from modelhub.handlers import admission  # noqa: F401 - registers the webhooks
 from modelhub.handlers.context import Context, Settings
+from modelhub.handlers.leader import LeaderElector, default_identity
 from modelhub.handlers.reconciler import KINDS, Reconciler
 from modelhub.handlers.watches import Watches
 
@@ -70,13 +71,25 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     await asyncio.sleep(0)  # deliver the listed Deployments to the cache
     watches.start()
     metrics.serve(app.metrics_port)
-    reconciler.start()
+    queue = reconciler.start()
     memo["reconciler"], memo["watches"] = reconciler, watches
+    if app.leader_election:
+        # Standby until the Lease is ours: watches and caches stay warm, nothing reconciles.
+        queue.leading.clear()
+        elector = LeaderElector(kube, namespace=app.namespace, name=app.lease_name, identity=default_identity(),
+                                clock=ctx.clock, duration=app.lease_seconds,
+                                renew_deadline=app.lease_seconds * 0.8, retry=max(1.0, app.lease_seconds / 5))
+        elector.leading = queue.leading
+        await elector.try_once()
+        memo["elector"], memo["elector_task"] = elector, asyncio.create_task(elector.run())
     log.info("modelhub operator started")
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    if "elector" in memo:
+        memo["elector_task"].cancel()
+        await memo["elector"].release()
     if "watches" in memo:
         await memo["watches"].stop()
     if "reconciler" in memo:

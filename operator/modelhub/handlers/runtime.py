@@ -96,6 +96,10 @@ class WorkQueue:
         self.open = asyncio.Event()
         self.open.set()
         self._holds = 0
+        # Set while this replica leads (always, without leader election): a standby keeps its queue and caches
+        # but reconciles nothing.
+        self.leading = asyncio.Event()
+        self.leading.set()
 
     def add(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
@@ -143,6 +147,7 @@ class WorkQueue:
     async def _work(self, _: int) -> None:
         while True:
             _, _, key = await self._queue.get()
+            await self.leading.wait()
             if key[0] != "Revocation":
                 await self.open.wait()
             self._queued.discard(key)
