@@ -61,7 +61,7 @@ class VerifiedSignature:
     def signer(self) -> str:
         """Who signed, in words (for messages)."""
         if self.certificate is None:
-            return f"trusted key {self.key_name} (fingerprint {self.key_fingerprint})"
+            return f"{self.key_name} (key fingerprint {self.key_fingerprint})"
         c = self.certificate
         sans = f" [{', '.join(c.sans[:3])}{', …' if len(c.sans) > 3 else ''}]" if c.sans else ""
         return (

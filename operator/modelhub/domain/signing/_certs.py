@@ -99,11 +99,17 @@ def parse_pem_certificates(pem: bytes | str, what: str) -> list[x509.Certificate
     out = []
     for i, block in enumerate(blocks):
         try:
-            out.append(x509.load_pem_x509_certificate(block))
+            cert = x509.load_pem_x509_certificate(block)
+            # cryptography parses lazily: reach every part verification touches now
+            cert.subject.rfc4514_string()
+            _ = cert.issuer, cert.extensions, cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number
+            cert.public_key()
         except Exception as exc:  # noqa: BLE001 - ValueError mostly; whatever it is, the entry is unusable
             raise SignatureError(
-                Reason.INVALID_CERTIFICATE, f"{what}: certificate #{i + 1} is not a valid X.509 certificate ({exc})"
+                Reason.INVALID_CERTIFICATE,
+                f"{what}: certificate #{i + 1} is not a valid X.509 certificate ({_short(exc)})",
             ) from None
+        out.append(cert)
     return out
 
 
@@ -184,12 +190,32 @@ def load_chain(ders: list[bytes]) -> list[x509.Certificate]:
                 f"{what} is {len(der)} bytes, more than the {MAX_CERTIFICATE_BYTES} allowed",
             )
         try:
-            certs.append(x509.load_der_x509_certificate(der))
+            cert = x509.load_der_x509_certificate(der)
         except Exception as exc:  # noqa: BLE001
             raise SignatureError(
-                Reason.INVALID_CERTIFICATE_CHAIN, f"{what} is not a DER X.509 certificate ({exc})"
+                Reason.INVALID_CERTIFICATE_CHAIN, f"{what} is not a DER X.509 certificate ({_short(exc)})"
             ) from None
+        try:  # cryptography parses lazily: make every part we will touch fail here, with a clear reason
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+            _ = cert.extensions, cert.not_valid_before_utc, cert.not_valid_after_utc
+            serial = cert.serial_number
+        except Exception as exc:  # noqa: BLE001
+            raise SignatureError(Reason.INVALID_CERTIFICATE_CHAIN, f"{what} is malformed ({_short(exc)})") from None
+        if serial <= 0:
+            raise SignatureError(Reason.INVALID_CERTIFICATE_CHAIN, f"{what} has a serial number that is not positive")
+        try:
+            cert.public_key()
+        except Exception as exc:  # noqa: BLE001
+            reason = Reason.UNSUPPORTED_ALGORITHM if i == 0 else Reason.INVALID_CERTIFICATE_CHAIN
+            raise SignatureError(reason, f"{what} holds an unusable public key ({_short(exc)})") from None
+        certs.append(cert)
     return certs
+
+
+def _short(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def _san(name: x509.GeneralName) -> str:
@@ -295,6 +321,17 @@ def _library_detail(message: str) -> str:
 
 def verify_chain(certs: list[x509.Certificate], anchors: list[TrustedCA]) -> tuple[VerifiedCertificate, PublicKey]:
     """Check the bundle's chain (leaf first) against the trusted CAs; return who it names and the leaf's key."""
+    try:
+        return _verify_chain(certs, anchors)
+    except SignatureError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a certificate part the eager checks did not reach
+        raise SignatureError(
+            Reason.INVALID_CERTIFICATE_CHAIN, f"the certificate chain could not be processed ({_short(exc)})"
+        ) from None
+
+
+def _verify_chain(certs: list[x509.Certificate], anchors: list[TrustedCA]) -> tuple[VerifiedCertificate, PublicKey]:
     leaf, pool = certs[0], certs[1:]
     leaf_name = _describe(leaf)
     if not anchors:
