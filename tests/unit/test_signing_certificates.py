@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
-from tests.unit.pki import DAY, NOW, Pki, der, ec_key, issue, key_usage, pem
+from tests.unit.pki import DAY, NOW, Issued, Pki, der, ec_key, issue, key_usage, pem
 
 from modelhub.domain import signing
 from modelhub.domain.signing import SignatureError, _certs
@@ -305,3 +305,20 @@ def test_certificate_fingerprints(pki: Pki, signer) -> None:
         hashlib.sha256(signer.cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
         hashlib.sha256(der(pki.root.cert)).hexdigest(),
     ]
+
+
+def test_a_hostile_tangle_of_same_named_cas_is_refused_within_the_path_budget(sig_model: Path) -> None:
+    """Nine CAs all named 'Loop', each issued by the next, and 250 trusted anchors of that name: path building
+    has a bounded budget, and the answer is a refusal, not a hang or a crash."""
+    keys = [ec_key() for _ in range(9)]
+    cas = []
+    for i, k in enumerate(keys):
+        signer_key = keys[(i + 1) % 9]
+        cas.append(issue("Loop", k, Issued(issue("Loop", signer_key).cert, signer_key), ca=True))
+    leaf = issue("signer", ec_key(), Issued(cas[0].cert, keys[0]), eku=[ExtendedKeyUsageOID.CODE_SIGNING])
+    bundle = sign(sig_model, leaf, *[c.pem for c in cas])
+    anchors = b"".join(issue("Loop", ec_key(), ca=True).pem for _ in range(250))
+    for trusted in ({"a": anchors[: len(anchors) // 250]}, {"a": anchors}):
+        with pytest.raises(SignatureError) as info:
+            signing.verify_bundle(bundle, None, trusted_cas=trusted)
+        assert info.value.reason in {"UntrustedCertificate", "InvalidCertificateChain"}

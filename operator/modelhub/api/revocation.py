@@ -26,8 +26,8 @@ from modelhub.api.semver import RANGE_PATTERN, matches_range
 
 AFFECTED_MAX = 100
 EMPTY_MATCH_MESSAGE = (
-    "spec.match must name at least one of digests, keyFingerprints, certificateFingerprints, "
-    "certificateAuthorities, models, datasetDigests"
+    "spec.match must name at least one of digests, keyFingerprints, models, datasetDigests, "
+    "certificateFingerprints, certificateAuthorities"
 )
 MATCH_IMMUTABLE_MESSAGE = "spec.match is immutable: create a new Revocation to change what is revoked"
 
