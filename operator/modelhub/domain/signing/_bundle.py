@@ -352,11 +352,17 @@ def _check_signature(envelope: _Envelope, trusted_keys: Mapping[str, bytes]) -> 
 
 
 def _check_certificate(
-    envelope: _Envelope, trusted_cas: Mapping[str, bytes | str] | None
+    envelope: _Envelope, trusted_cas: Mapping[str, bytes | str] | None, keys_given: bool
 ) -> tuple[VerifiedCertificate, PublicKey]:
     assert envelope.certificates is not None
     certs = _certs.load_chain(list(envelope.certificates))
     anchors = _certs.load_trusted_cas(trusted_cas)
+    if not anchors and keys_given:
+        raise SignatureError(
+            Reason.UNTRUSTED_CERTIFICATE,
+            "the bundle is signed with a certificate, but only public keys are trusted (they verify key signatures "
+            "only); trust the signer's CA certificate",
+        )
     verified, key = _certs.verify_chain(certs, anchors)
     if not key.verifies(envelope.signature, pae(envelope.payload_type, envelope.payload)):
         raise SignatureError(
@@ -633,8 +639,14 @@ def verify_bundle(
     try:
         envelope = _parse_bundle(_as_bytes(bundle))
         if envelope.certificates is not None:
-            certificate, key = _check_certificate(envelope, trusted_cas)
+            certificate, key = _check_certificate(envelope, trusted_cas, bool(trusted_keys))
             key_name = certificate.authority_name
+        elif not trusted_keys and trusted_cas:
+            raise SignatureError(
+                Reason.UNTRUSTED_KEY,
+                "the bundle is signed with a bare key, but only CA certificates are trusted (they verify certificate "
+                "signatures only); trust the signer's public key",
+            )
         else:
             key_name, key = _check_signature(envelope, trusted_keys if trusted_keys is not None else {})
         st = _parse_statement(envelope.payload)
