@@ -288,24 +288,31 @@ def _validity_problem(certs: list[x509.Certificate], when: dt.datetime) -> str |
     return None
 
 
-def _name_path_reaches_anchor(leaf: x509.Certificate, pool: list[x509.Certificate], anchors: list[TrustedCA]) -> bool:
-    """Whether issuer names alone lead from the leaf to an anchor (signatures ignored): tells 'untrusted' from
-    'broken'."""
-    anchor_subjects = {a.certificate.subject for a in anchors}
-    frontier, seen = [leaf], set()
+def _name_graph(
+    leaf: x509.Certificate, pool: list[x509.Certificate], anchors: list[TrustedCA]
+) -> tuple[list[x509.Certificate], bool]:
+    """The certificates that issuer names alone (signatures ignored) lead to from the leaf, in path order, and
+    whether they reach an anchor: tells 'untrusted' from 'broken', and which certificate a time problem is on."""
+    anchor_certs = [a.certificate for a in anchors]
+    reached: list[x509.Certificate] = [leaf]
+    frontier, seen, anchored = [leaf], {id(leaf)}, False
     for _ in range(MAX_CHAIN_DEPTH + 2):
         nxt = []
         for c in frontier:
-            if c.issuer in anchor_subjects:
-                return True
+            for a in anchor_certs:
+                if a.subject == c.issuer and id(a) not in seen:
+                    seen.add(id(a))
+                    reached.append(a)
+                    anchored = True
             for p in pool:
                 if p.subject == c.issuer and id(p) not in seen:
                     seen.add(id(p))
+                    reached.append(p)
                     nxt.append(p)
         if not nxt:
-            return False
+            break
         frontier = nxt
-    return False
+    return reached, anchored
 
 
 def _trusted_names(anchors: list[TrustedCA]) -> str:
@@ -399,8 +406,9 @@ def _explain(
     message: str, leaf: x509.Certificate, pool: list[x509.Certificate], anchors: list[TrustedCA], when: dt.datetime
 ) -> SignatureError:
     leaf_name = _describe(leaf)
+    path, anchored = _name_graph(leaf, pool, anchors)
     if "not valid at validation time" in message:
-        problem = _validity_problem([leaf, *pool, *(a.certificate for a in anchors)], when)
+        problem = _validity_problem(path, when)
         return SignatureError(
             Reason.CERTIFICATE_EXPIRED,
             f"the chain of the signing certificate {leaf_name} was not valid when it was issued: "
@@ -409,7 +417,7 @@ def _explain(
     if (
         "signature does not match" in message
         or "no interior errors" in message
-        or not _name_path_reaches_anchor(leaf, pool, anchors)
+        or not anchored
     ):
         return SignatureError(
             Reason.UNTRUSTED_CERTIFICATE,
