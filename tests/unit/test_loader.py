@@ -578,3 +578,31 @@ def test_bundle_from_the_model_signing_tool(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     assert run_load(*load_args(root.as_uri(), s, dest)) == 0
     assert_loaded(dest, s)
+
+
+def test_certificate_signed_artifact_with_cas_dir(tmp_path: Path) -> None:
+    from tests.unit.pki import Pki
+
+    pki = Pki()
+    s = pki.signer()
+    root = tmp_path / "artifact"
+    write_model(root)
+    bundle = signing.sign_model_dir(root, s.key_pem, ignore_paths=[root / "model.sig"], signing_certificate=s.pem,
+                                    certificate_chain=[pki.intermediate.pem])
+    (root / "model.sig").write_bytes(bundle)
+    digest = signing.verify_bundle(bundle, None, trusted_cas={"r": pki.root.pem}).subject_digest
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    (cas / "corp-pki--root.pem").write_bytes(pki.root.pem)
+    dest = tmp_path / "dest"
+    assert run_load("--uri", root.as_uri(), "--digest", digest, "--dest", str(dest), "--cas-dir", str(cas)) == 0
+    marker = json.loads((dest / "model" / load.MARKER_NAME).read_text())
+    assert marker["digest"] == digest and marker["certificateSubject"] == "CN=ml-release,O=Example Corp"
+    assert marker["keyName"] == "corp-pki--root.pem"
+    # another CA: refused, nothing left behind
+    (cas / "corp-pki--root.pem").write_bytes(Pki().root.pem)
+    dest2 = tmp_path / "dest2"
+    assert run_load("--uri", root.as_uri(), "--digest", digest, "--dest", str(dest2), "--cas-dir", str(cas)) == 1
+    assert not (dest2 / "model").exists()
+    # no trust at all
+    assert run_load("--uri", root.as_uri(), "--digest", digest, "--dest", str(dest2)) == 1

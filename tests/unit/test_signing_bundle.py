@@ -304,8 +304,8 @@ def test_duplicate_json_keys(signed) -> None:
         ),
         (
             lambda d: d["verificationMaterial"].update(x509CertificateChain={}),
-            "UnsupportedAlgorithm",
-            "certificate",
+            "MalformedBundle",
+            "both publicKey and x509CertificateChain",
         ),
         (lambda d: d.update(messageSignature={}), "UnsupportedAlgorithm", "messageSignature"),
         (lambda d: d["verificationMaterial"].update(tlogEntries=[{}]), "MalformedBundle", "tlogEntries"),

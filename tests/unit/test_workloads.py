@@ -458,3 +458,27 @@ def test_split_replicas_invariants():
 def test_split_replicas_rejects_bad_input(total, weight):
     with pytest.raises(ValueError):
         split_replicas(total, weight)
+
+
+def test_certificate_authorities_are_mounted_for_the_loader():
+    model = model_manifest()
+    model["spec"]["trust"]["certificateAuthorities"] = [{"name": "corp-pki", "key": "root.pem"}, {"name": "more-cas"}]
+    pod = deploy(model)["spec"]["template"]["spec"]
+    loader = container(pod, "loader")
+    assert loader["command"][loader["command"].index("--keys-dir") + 1] == "/keys"
+    assert loader["command"][loader["command"].index("--cas-dir") + 1] == "/cas"
+    assert volume(pod, "cas")["projected"]["sources"] == [
+        {"configMap": {"name": "corp-pki", "items": [{"key": "root.pem", "path": "corp-pki--root.pem"}]}},
+        {"configMap": {"name": "more-cas"}},
+    ]
+    assert {m["mountPath"]: m for m in loader["volumeMounts"]}["/cas"]["readOnly"] is True
+    # CAs alone: no keys volume, no --keys-dir
+    model["spec"]["trust"]["keys"] = []
+    pod = deploy(model)["spec"]["template"]["spec"]
+    loader = container(pod, "loader")
+    assert "--keys-dir" not in loader["command"] and "--cas-dir" in loader["command"]
+    assert {v["name"] for v in pod["volumes"]} >= {"model", "cas"} and "keys" not in {v["name"] for v in pod["volumes"]}
+    # neither: refused
+    model["spec"]["trust"]["certificateAuthorities"] = []
+    with pytest.raises(WorkloadError, match="no trusted keys nor certificate authorities"):
+        deploy(model)

@@ -70,15 +70,43 @@ class TrustedKey(SpecModel):
     )
 
 
+class TrustedCertificateAuthority(SpecModel):
+    """A ConfigMap in the Model's namespace holding PEM CA certificates: a version signed with a certificate
+    (the OpenSSF Model Signing certificate method) whose chain leads to one of them is trusted."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN_PATTERN,
+        description="Name of the ConfigMap, in the same namespace as the Model.",
+    )
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=CONFIGMAP_KEY_PATTERN,
+        description="The data key holding PEM CA certificates (one or several, concatenated). When omitted, "
+        "every data entry of the ConfigMap holds trusted PEM CA certificates.",
+    )
+
+
 class Trust(SpecModel):
     """Who may sign this Model's versions. A version is verified only if its signature bundle was made by
-    one of these keys and its signed digest equals spec.artifact.digest."""
+    one of these keys, or with a certificate chaining to one of these certificate authorities, and its signed
+    digest equals spec.artifact.digest."""
 
     keys: list[TrustedKey] = Field(
         default_factory=list,
         max_length=32,
-        description="ConfigMaps with trusted PEM public keys (ECDSA P-256/P-384/P-521). With no keys, no "
-        "version of this Model can be verified, so none is served.",
+        description="ConfigMaps with trusted PEM public keys (ECDSA P-256/P-384/P-521). With neither keys nor "
+        "certificateAuthorities, no version of this Model can be verified, so none is served.",
+    )
+    certificate_authorities: list[TrustedCertificateAuthority] = Field(
+        default_factory=list,
+        max_length=32,
+        description="ConfigMaps with trusted PEM CA certificates (roots, or intermediates used as trust "
+        "anchors): a bundle signed with a certificate (verificationMaterial.x509CertificateChain) verifies when "
+        "its chain leads to one of them. Instead of, or beside, keys.",
     )
     require_approval: bool = Field(
         default=False,
@@ -146,7 +174,9 @@ class ModelSpec(SpecModel):
 
     card: ModelCard | None = Field(default=None, description="The model card: description, owner, intended use.")
     trust: Trust | None = Field(
-        default=None, description="Public keys allowed to sign this Model's versions, and whether approval is needed."
+        default=None,
+        description="Public keys and certificate authorities allowed to sign this Model's versions, and whether "
+        "approval is needed.",
     )
     serving: Serving | None = Field(
         default=None,
@@ -269,6 +299,7 @@ __all__ = [
     "PromotionRecord",
     "ServedVersion",
     "Trust",
+    "TrustedCertificateAuthority",
     "TrustedKey",
     "VersionCounts",
 ]

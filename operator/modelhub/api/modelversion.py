@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -36,6 +36,8 @@ from modelhub.api.serving import ServingOverrides
 SEMVER_MAX = 128
 URI_MAX = 4096
 SIGNATURE_FILE = "model.sig"
+SANS_MAX = 32
+CHAIN_MAX = 8
 
 _DOTDOT_RE = re.compile(DOTDOT_SEGMENT_PATTERN)
 _NO_DOTDOT = cel(
@@ -248,13 +250,46 @@ class Verified(StatusModel):
 
     digest: str | None = Field(default=None, max_length=DIGEST_MAX, description="The verified subject digest.")
     key_name: str | None = Field(
-        default=None, max_length=512, description="The trusted key that verified, as <configmap>/<key>."
+        default=None,
+        max_length=512,
+        description="Key signatures: the trusted key that verified, as <configmap>/<key>.",
     )
     key_fingerprint: str | None = Field(
         default=None,
         pattern=FINGERPRINT_PATTERN,
         max_length=64,
-        description="sha256 hex of the signing key's PEM (the bundle's key hint).",
+        description="sha256 hex of the signing key's PEM (the bundle's key hint); for a certificate signature, of "
+        "the signing certificate's public key.",
+    )
+    certificate_subject: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Certificate signatures: the signing certificate's subject (RFC 4514 string).",
+    )
+    certificate_sans: list[str] = Field(
+        default_factory=list,
+        max_length=SANS_MAX,
+        description="Certificate signatures: the signing certificate's subject alternative names, each as "
+        "<type>:<value> (email:, dns:, uri:, ip:), as far as they fit.",
+    )
+    certificate_fingerprint: str | None = Field(
+        default=None,
+        pattern=FINGERPRINT_PATTERN,
+        max_length=64,
+        description="Certificate signatures: sha256 hex of the signing certificate's DER.",
+    )
+    certificate_authority: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Certificate signatures: the trusted CA that anchored the chain, as <configmap>/<key>.",
+    )
+    certificate_authority_fingerprints: list[Annotated[str, Field(pattern=FINGERPRINT_PATTERN, max_length=64)]] = (
+        Field(
+            default_factory=list,
+            max_length=CHAIN_MAX,
+            description="Certificate signatures: sha256 hex of the DER of every CA certificate on the verified "
+            "path, from the issuer of the signing certificate up to the trusted anchor (last).",
+        )
     )
     files: int | None = Field(default=None, ge=0, description="Number of files in the signed manifest.")
     verified_at: str | None = Field(

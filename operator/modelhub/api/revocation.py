@@ -25,7 +25,10 @@ from modelhub.api.common import (
 from modelhub.api.semver import RANGE_PATTERN, matches_range
 
 AFFECTED_MAX = 100
-EMPTY_MATCH_MESSAGE = "spec.match must name at least one of digests, keyFingerprints, models, datasetDigests"
+EMPTY_MATCH_MESSAGE = (
+    "spec.match must name at least one of digests, keyFingerprints, models, datasetDigests, "
+    "certificateFingerprints, certificateAuthorities"
+)
 MATCH_IMMUTABLE_MESSAGE = "spec.match is immutable: create a new Revocation to change what is revoked"
 
 Digest = Annotated[str, Field(pattern=DIGEST_PATTERN, max_length=DIGEST_MAX)]
@@ -70,6 +73,8 @@ class RevocationMatch(SpecModel):
                 cel(
                     "(has(self.digests) && size(self.digests) > 0)"
                     " || (has(self.keyFingerprints) && size(self.keyFingerprints) > 0)"
+                    " || (has(self.certificateFingerprints) && size(self.certificateFingerprints) > 0)"
+                    " || (has(self.certificateAuthorities) && size(self.certificateAuthorities) > 0)"
                     " || (has(self.models) && size(self.models) > 0)"
                     " || (has(self.datasetDigests) && size(self.datasetDigests) > 0)",
                     EMPTY_MATCH_MESSAGE,
@@ -89,6 +94,19 @@ class RevocationMatch(SpecModel):
         description="Signing keys (sha256 hex of the public key PEM, as in status.verified.keyFingerprint): "
         "every version signed by one of them is revoked.",
     )
+    certificate_fingerprints: list[Fingerprint] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Signing certificates (sha256 hex of the certificate's DER, as in "
+        "status.verified.certificateFingerprint): every version signed with one of them is revoked.",
+    )
+    certificate_authorities: list[Fingerprint] = Field(
+        default_factory=list,
+        max_length=100,
+        description="CA certificates (sha256 hex of the DER, as in status.verified.certificateAuthorityFingerprints): "
+        "every version whose signing certificate chains through one of them (an intermediate or the trusted "
+        "anchor) is revoked.",
+    )
     models: list[ModelSelector] = Field(
         default_factory=list, max_length=256, description="Models and version ranges to revoke."
     )
@@ -101,7 +119,14 @@ class RevocationMatch(SpecModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> RevocationMatch:
-        if not (self.digests or self.key_fingerprints or self.models or self.dataset_digests):
+        if not (
+            self.digests
+            or self.key_fingerprints
+            or self.certificate_fingerprints
+            or self.certificate_authorities
+            or self.models
+            or self.dataset_digests
+        ):
             raise ValueError(EMPTY_MATCH_MESSAGE)
         return self
 
@@ -176,8 +201,8 @@ class RevocationStatus(StatusModel):
 class Revocation(Resource):
     """A Revocation is a cluster-wide decision that some model artifacts must not run anywhere: the operator
     tears down every matching ModelVersion's workload in every namespace, marks the versions Revoked, and
-    refuses new ones it covers. Match by artifact digest, signing-key fingerprint, model and version range, or
-    training dataset digest. Delete the Revocation to lift it."""
+    refuses new ones it covers. Match by artifact digest, signing-key fingerprint, signing-certificate or CA
+    fingerprint, model and version range, or training dataset digest. Delete the Revocation to lift it."""
 
     info: ClassVar[ResourceInfo] = ResourceInfo(
         kind="Revocation",

@@ -34,6 +34,7 @@ from modelhub.api.model import (
     PromotionRecord,
     ServedVersion,
     Trust,
+    TrustedCertificateAuthority,
     TrustedKey,
     VersionCounts,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "SignatureSource",
     "Toleration",
     "Trust",
+    "TrustedCertificateAuthority",
     "TrustedKey",
     "Verified",
     "VersionCounts",

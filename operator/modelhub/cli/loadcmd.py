@@ -40,13 +40,19 @@ def register(subparsers: Any) -> None:
     sig.add_argument(
         "--signature-file", help="local path of the signature bundle (e.g. a mounted ConfigMap key)"
     )
-    keys = parser.add_mutually_exclusive_group(required=True)
+    keys = parser.add_mutually_exclusive_group()
     keys.add_argument(
         "--public-key", action="append", metavar="PEMFILE", help="trusted PEM public key (repeatable)"
     )
     keys.add_argument(
         "--keys-dir", metavar="DIR", help="directory whose every file is a trusted PEM public key"
     )
+    cas = parser.add_mutually_exclusive_group()
+    cas.add_argument(
+        "--ca-certificate", action="append", metavar="PEMFILE",
+        help="trusted PEM CA certificate(s), for certificate signatures (repeatable)",
+    )
+    cas.add_argument("--cas-dir", metavar="DIR", help="directory whose every file holds trusted PEM CA certificates")
     parser.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     parser.add_argument(
@@ -91,11 +97,19 @@ def _read_signature_file(path: str) -> bytes:
 def _run(args: argparse.Namespace) -> int:
     from modelhub.adapters.stores import StoreError
     from modelhub.domain.signing import SignatureError
-    from modelhub.loader.load import LoadError, invalidate, load_model, read_trusted_keys
+    from modelhub.loader.load import LoadError, invalidate, load_model, read_trusted_cas, read_trusted_keys
 
     try:
         try:
-            keys = read_trusted_keys(args.public_key or (), args.keys_dir)
+            has_keys = bool(args.public_key or args.keys_dir)
+            if not has_keys and not (args.ca_certificate or args.cas_dir):
+                raise LoadError(
+                    "NoTrustedKeys",
+                    "no trusted public key or CA certificate given (--public-key, --keys-dir, --ca-certificate, "
+                    "--cas-dir)",
+                )
+            keys = read_trusted_keys(args.public_key or (), args.keys_dir) if has_keys else {}
+            cas = read_trusted_cas(args.ca_certificate or (), args.cas_dir)
             signature_bytes = _read_signature_file(args.signature_file) if args.signature_file else None
         except LoadError:
             invalidate(args.dest)  # fail closed here too: no earlier copy survives a failed load
@@ -105,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
             digest=args.digest,
             dest=args.dest,
             trusted_keys=keys,
+            trusted_cas=cas,
             signature_uri=args.signature_uri,
             signature_bytes=signature_bytes,
             workers=args.workers,

@@ -1,4 +1,6 @@
-"""`modelhub keygen | sign | verify | digest`: OMS model signatures, compatible with `model_signing` 1.1.x.
+"""`modelhub keygen | sign | verify | digest | fingerprint`: OMS model signatures, compatible with `model_signing`
+1.1.x, key-based (`--private-key` / `--public-key`) or certificate-based (`--signing-certificate` and
+`--certificate-chain` when signing, `--certificate-chain` with the trusted CA certificates when verifying).
 
 As with model_signing's CLI, ``--ignore-paths`` are taken relative to the current directory (so the same
 command line means the same thing with both tools) and must lie inside MODEL_DIR; the signature file is
@@ -18,6 +20,7 @@ from modelhub.domain import signing
 
 _MAX_SIGNATURE_FILE = 256 * 1024 * 1024
 _MAX_KEY_FILE = 64 * 1024
+_MAX_CERT_FILE = 1024 * 1024
 
 
 class _Refused(Exception):
@@ -40,15 +43,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--private-key", required=True, metavar="KEY", help="PEM private key (P-256, P-384 or P-521)")
     p.add_argument("--signature", required=True, metavar="SIG", help="where to write the bundle (e.g. MODEL_DIR/model.sig)")
+    p.add_argument(
+        "--signing-certificate", metavar="CERT", default=None,
+        help="sign with this PEM certificate of the private key (OMS certificate method) instead of the bare key",
+    )
+    p.add_argument(
+        "--certificate-chain", nargs="+", action="extend", default=[], metavar="CHAIN", dest="certificate_chain",
+        help="PEM files with the intermediates (and possibly the root) to put in the bundle after the signing "
+        "certificate, in order",
+    )
     _hashing_options(p)
     p.set_defaults(func=_sign)
 
-    p = subparsers.add_parser("verify", help="verify a model directory against a signature and trusted public keys")
+    p = subparsers.add_parser(
+        "verify", help="verify a model directory against a signature and trusted public keys or CA certificates"
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--signature", required=True, metavar="SIG", help="the signature bundle")
     p.add_argument(
-        "--public-key", required=True, action="append", metavar="PUB", dest="public_keys",
+        "--public-key", action="append", default=[], metavar="PUB", dest="public_keys",
         help="a trusted PEM public key (repeat for several)",
+    )
+    p.add_argument(
+        "--certificate-chain", nargs="+", action="extend", default=[], metavar="CA", dest="certificate_chain",
+        help="PEM files of trusted CA certificates, for certificate signatures (every certificate in them is a "
+        "trust anchor)",
     )
     p.add_argument("--workers", type=_positive_int, default=None, help="hashing threads (default: one per CPU)")
     p.set_defaults(func=_verify)
@@ -62,6 +81,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     _hashing_options(p)
     p.set_defaults(func=_digest)
+
+    p = subparsers.add_parser(
+        "fingerprint",
+        help="print the sha256 fingerprints a Revocation matches: of each certificate (DER) or public key in PEM files",
+    )
+    p.add_argument("files", nargs="+", metavar="PEM")
+    p.set_defaults(func=_fingerprint)
 
 
 def _hashing_options(p: argparse.ArgumentParser) -> None:
@@ -197,10 +223,18 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _do_sign(args: argparse.Namespace) -> int:
     key = _read(args.private_key, "private key", _MAX_KEY_FILE)
+    certificate = None
+    if args.signing_certificate:
+        certificate = _read(args.signing_certificate, "signing certificate", _MAX_CERT_FILE)
+    elif args.certificate_chain:
+        raise _Refused("InvalidCertificate", "--certificate-chain needs --signing-certificate")
+    chain = [_read(path, "certificate chain", _MAX_CERT_FILE) for path in args.certificate_chain]
     t0 = time.monotonic()
     bundle = signing.sign_model_dir(
         args.model_dir,
         key,
+        signing_certificate=certificate,
+        certificate_chain=chain,
         hash_algorithm=args.hash,
         shard_size=args.shard_size,
         ignore_paths=_ignore_list(args),
@@ -219,12 +253,22 @@ def _do_sign(args: argparse.Namespace) -> int:
         except OSError:
             pass
         raise _Refused("WriteFailed", f"cannot write {args.signature}: {exc.strerror or exc}") from None
-    # Report what a verifier will see (and prove the bundle round-trips).
-    public = signing.verify_bundle(bundle, {"signer": signing.public_key_pem(key)})
+    # Report what a verifier will see (and prove the bundle round-trips: for a certificate, with the signing
+    # certificate itself as the anchor, which also checks that it may sign).
+    if certificate is None:
+        public = signing.verify_bundle(bundle, {"signer": signing.public_key_pem(key)})
+        who = f"key fingerprint {public.key_fingerprint}"
+    else:
+        public = signing.verify_bundle(bundle, None, trusted_cas={"the signing certificate": certificate})
+        assert public.certificate is not None
+        extra = sum(len(signing.parse_pem_certificates(c, "the certificate chain")) for c in chain)
+        who = (
+            f"certificate {public.certificate.subject!r} (fingerprint {public.certificate.fingerprint}) and {extra} "
+            "chain certificates"
+        )
     print(
         f"signed {public.file_count} files of {args.model_dir} ({public.serialization}, {public.hash_algorithm}) "
-        f"in {time.monotonic() - t0:.2f}s: {public.subject_digest}, key fingerprint {public.key_fingerprint}; "
-        f"wrote {args.signature}"
+        f"in {time.monotonic() - t0:.2f}s: {public.subject_digest}, {who}; wrote {args.signature}"
     )
     return 0
 
@@ -238,11 +282,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _do_verify(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    if not args.public_keys and not args.certificate_chain:
+        raise _Refused(
+            "UntrustedKey", "give the trusted --public-key (key signatures) or --certificate-chain (certificate signatures)"
+        )
     bundle = _read(args.signature, "signature", _MAX_SIGNATURE_FILE)
     keys: dict[str, bytes] = {}
     for path in args.public_keys:
         keys[path] = _read(path, "public key", _MAX_KEY_FILE)
-    verified = signing.verify_bundle(bundle, keys)
+    cas = {path: _read(path, "CA certificates", _MAX_CERT_FILE) for path in args.certificate_chain}
+    verified = signing.verify_bundle(bundle, keys, trusted_cas=cas)
     extra = []
     rel = _inside(args.model_dir, args.signature)
     if rel is not None:
@@ -251,8 +300,7 @@ def _do_verify(args: argparse.Namespace) -> int:
     total = _total_size(args.model_dir, verified)
     print(
         f"OK: {verified.file_count} files ({_human(total)}, {verified.serialization}, {verified.hash_algorithm}) "
-        f"match {verified.subject_digest}, signed by {verified.key_name} (key fingerprint "
-        f"{verified.key_fingerprint}) in {time.monotonic() - t0:.2f}s"
+        f"match {verified.subject_digest}, signed by {verified.signer} in {time.monotonic() - t0:.2f}s"
     )
     return 0
 
@@ -291,4 +339,23 @@ def _do_digest(args: argparse.Namespace) -> int:
     if not resources:
         raise _Refused("EmptyModel", f"no file to hash in {args.model_dir}")
     print(signing.subject_digest(resources))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ fingerprint
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    return _run(_do_fingerprint, args)
+
+
+def _do_fingerprint(args: argparse.Namespace) -> int:
+    for path in args.files:
+        data = _read(path, "PEM file", _MAX_CERT_FILE)
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            for cert, fp in zip(signing.parse_pem_certificates(data, path), signing.certificate_fingerprints(data),
+                                strict=True):
+                print(f"{fp}  {path}  certificate {cert.subject.rfc4514_string()}")
+        else:
+            print(f"{signing.key_fingerprint(data)}  {path}  public key")
     return 0

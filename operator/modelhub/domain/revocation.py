@@ -40,6 +40,8 @@ class VersionFacts:
     digest: str
     key_fingerprint: str | None = None
     dataset_digests: frozenset[str] = frozenset()
+    certificate_fingerprint: str | None = None  # sha256 of the signing certificate's DER
+    ca_fingerprints: frozenset[str] = frozenset()  # every CA certificate on its verified path
 
     @property
     def key(self) -> VersionKey:
@@ -52,6 +54,7 @@ class VersionFacts:
         status = obj.get("status") or {}
         datasets = ((spec.get("lineage") or {}).get("datasets")) or []
         verified = status.get("verified") or {}
+        cas = verified.get("certificateAuthorityFingerprints") or []
         return cls(
             namespace=meta.get("namespace") or "",
             name=meta.get("name") or "",
@@ -61,6 +64,8 @@ class VersionFacts:
             key_fingerprint=verified.get("keyFingerprint") or None,
             dataset_digests=frozenset(normalize_digest(d["digest"]) for d in datasets
                                       if isinstance(d, dict) and isinstance(d.get("digest"), str)),
+            certificate_fingerprint=verified.get("certificateFingerprint") or None,
+            ca_fingerprints=frozenset(c for c in cas if isinstance(c, str) and c) if isinstance(cas, list) else frozenset(),
         )
 
 
@@ -91,6 +96,11 @@ def why_covered(match: Mapping[str, Any], facts: VersionFacts) -> str | None:
         return f"artifact digest {facts.digest}"
     if facts.key_fingerprint and facts.key_fingerprint in (match.get("keyFingerprints") or []):
         return f"signing key {facts.key_fingerprint[:16]}…"
+    if facts.certificate_fingerprint and facts.certificate_fingerprint in (match.get("certificateFingerprints") or []):
+        return f"signing certificate {facts.certificate_fingerprint[:16]}…"
+    ca_hit = facts.ca_fingerprints.intersection(match.get("certificateAuthorities") or [])
+    if ca_hit:
+        return f"certificate authority {sorted(ca_hit)[0][:16]}…"
     hit = facts.dataset_digests.intersection(_norm(match.get("datasetDigests")))
     if hit:
         return f"dataset digest {sorted(hit)[0]}"
@@ -126,6 +136,8 @@ class VersionIndex:
     by_digest: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
     by_key: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
     by_dataset: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
+    by_certificate: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
+    by_ca: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
     by_model: dict[str, set[VersionKey]] = field(default_factory=lambda: defaultdict(set))
 
     def _buckets(self, f: VersionFacts) -> list[tuple[dict[str, set[VersionKey]], str]]:
@@ -133,6 +145,9 @@ class VersionIndex:
         if f.key_fingerprint:
             out.append((self.by_key, f.key_fingerprint))
         out += [(self.by_dataset, d) for d in f.dataset_digests]
+        if f.certificate_fingerprint:
+            out.append((self.by_certificate, f.certificate_fingerprint))
+        out += [(self.by_ca, c) for c in f.ca_fingerprints]
         return out
 
     def upsert(self, f: VersionFacts) -> bool:
@@ -168,6 +183,10 @@ class VersionIndex:
             hits |= self.by_key.get(k, set())
         for d in _norm(match.get("datasetDigests")):
             hits |= self.by_dataset.get(d, set())
+        for c in match.get("certificateFingerprints") or []:
+            hits |= self.by_certificate.get(c, set())
+        for c in match.get("certificateAuthorities") or []:
+            hits |= self.by_ca.get(c, set())
         for rule in match.get("models") or []:
             for key in self.by_model.get(rule.get("name", ""), set()):
                 if model_rule_covers(rule, self.facts[key]):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelhub.api.conditions import format_time, get_condition, set_condition
 from modelhub.domain import requeue
 from modelhub.domain.events import Event, version_events
 from modelhub.vocab import conditions as C
 from modelhub.vocab import reasons as R
+
+if TYPE_CHECKING:
+    from modelhub.domain.signing import VerifiedSignature
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,27 @@ class Verification:
     # A bundle in a store (file, pvc, https, s3) that is missing or unreachable: no watch sees it land or the
     # server come back, so the version is looked at again (domain.requeue.bundle_retry_delay).
     retry: bool = False
+    # Certificate signatures (OMS certificate method): who the signing certificate names, and how it chained.
+    certificate_subject: str | None = None
+    certificate_sans: tuple[str, ...] = ()
+    certificate_fingerprint: str | None = None
+    certificate_authority: str | None = None  # the trusted CA entry that anchored the chain
+    certificate_authority_fingerprints: tuple[str, ...] = ()  # the path's CA certificates, anchor last
+
+    def verified_fields(self) -> dict[str, Any]:
+        """status.verified without verifiedAt (unset fields left out): what the revocation index reads."""
+        fields: dict[str, Any] = {
+            "digest": self.digest,
+            "keyName": self.key_name,
+            "keyFingerprint": self.key_fingerprint,
+            "certificateSubject": self.certificate_subject,
+            "certificateSans": list(self.certificate_sans) or None,
+            "certificateFingerprint": self.certificate_fingerprint,
+            "certificateAuthority": self.certificate_authority,
+            "certificateAuthorityFingerprints": list(self.certificate_authority_fingerprints) or None,
+            "files": self.files,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,44 @@ class WorkloadState:
     ready_replicas: int = 0
     served_digest: str | None = None
     unschedulable: str | None = None  # the scheduler's message when a pod cannot be placed
+
+
+def verification_of(verified: VerifiedSignature, pinned: str) -> Verification:
+    """The Verification of a bundle that :func:`modelhub.domain.signing.verify_bundle` accepted, checked against
+    the digest the ModelVersion pins: a DigestMismatch refusal, or Verified with who signed it."""
+    mismatch = check_pinned_digest(verified.subject_digest, pinned)
+    if mismatch is not None:
+        return mismatch
+    cert = verified.certificate
+    if cert is None:
+        return Verification(
+            True, R.VERIFIED,
+            f"signed by trusted key {verified.key_name} (sha256 {verified.key_fingerprint[:16]}…) over "
+            f"{verified.file_count} files",
+            digest=verified.subject_digest, key_name=verified.key_name, key_fingerprint=verified.key_fingerprint,
+            files=verified.file_count,
+        )
+    who = cert.subject or "(empty subject)"
+    if cert.sans:
+        who += f" [{', '.join(cert.sans[:3])}{', …' if len(cert.sans) > 3 else ''}]"
+    return Verification(
+        True, R.VERIFIED,
+        f"signed with certificate {who} (sha256 {cert.fingerprint[:16]}…) issued under trusted CA "
+        f"{cert.authority_name} over {verified.file_count} files",
+        digest=verified.subject_digest, key_fingerprint=verified.key_fingerprint, files=verified.file_count,
+        certificate_subject=cert.subject[:1024], certificate_sans=_fitting_sans(cert.sans),
+        certificate_fingerprint=cert.fingerprint, certificate_authority=cert.authority_name[:512],
+        certificate_authority_fingerprints=cert.ca_fingerprints,
+    )
+
+
+_SANS_MAX = 32
+_SAN_MAX = 512
+
+
+def _fitting_sans(sans: tuple[str, ...]) -> tuple[str, ...]:
+    """The SANs as status can hold them (the API bounds the list and each entry)."""
+    return tuple(s for s in sans if len(s) <= _SAN_MAX)[:_SANS_MAX]
 
 
 def check_pinned_digest(verified_digest: str, pinned: str) -> Verification | None:
@@ -83,12 +145,16 @@ def version_status(
     # SignatureVerified
     if verification.ok:
         prev = old.get("verified") or {}
-        same = prev.get("digest") == verification.digest and prev.get("keyFingerprint") == verification.key_fingerprint
+        same = (
+            prev.get("digest") == verification.digest
+            and prev.get("keyFingerprint") == verification.key_fingerprint
+            and prev.get("certificateFingerprint") == verification.certificate_fingerprint
+        )
+        fields = verification.verified_fields()
         status["verified"] = {
-            "digest": verification.digest,
-            "keyName": verification.key_name,
-            "keyFingerprint": verification.key_fingerprint,
-            "files": verification.files,
+            # A merge patch keeps what it does not mention: null out what the previous signer had set.
+            **{k: None for k in prev if k not in fields and k != "verifiedAt"},
+            **fields,
             "verifiedAt": prev.get("verifiedAt") if same and prev.get("verifiedAt") else now,
         }
         conds = set_condition(conds, C.SIGNATURE_VERIFIED, C.TRUE, R.VERIFIED, verification.message, gen, now)

@@ -44,10 +44,12 @@ PORT_NAME = "http"
 MODELS_DIR = "/models"
 MODEL_DIR = "/models/model"
 KEYS_DIR = "/keys"
+CAS_DIR = "/cas"
 SIGNATURE_DIR = "/signature"
 PVC_ROOT = "/mnt/pvc"
 VOLUME_MODEL = "model"
 VOLUME_KEYS = "keys"
+VOLUME_CAS = "cas"
 VOLUME_SIGNATURE = "signature"
 SERVICE_PORT = 80
 
@@ -158,11 +160,19 @@ def keys_volume(model: dict[str, Any]) -> dict[str, Any]:
     """The ``keys`` volume: a projected volume of the Model's trusted-key ConfigMaps. An entry naming a ``key``
     projects only that item, at path ``<configmap>--<key>``; an entry without one projects the whole ConfigMap.
     The ConfigMaps are not optional: a missing one keeps the pod from starting (fail closed)."""
-    keys = (_spec(model).get("trust") or {}).get("keys") or []
+    volume = _projected((_spec(model).get("trust") or {}).get("keys") or [], "spec.trust.keys", VOLUME_KEYS)
+    if volume is None:
+        raise WorkloadError(
+            f"Model {_meta(model).get('name')} has no trusted keys (spec.trust.keys): nothing could verify it"
+        )
+    return volume
+
+
+def _projected(entries: list[dict[str, Any]], what: str, volume: str) -> dict[str, Any] | None:
     sources: list[dict[str, Any]] = []
     seen: set[tuple[str, str | None]] = set()
-    for entry in keys:
-        name = _required(entry.get("name"), "spec.trust.keys[].name")
+    for entry in entries:
+        name = _required(entry.get("name"), f"{what}[].name")
         key = entry.get("key") or None
         if (name, key) in seen:
             continue
@@ -171,15 +181,34 @@ def keys_volume(model: dict[str, Any]) -> dict[str, Any]:
         if key:
             source["items"] = [{"key": key, "path": f"{name}--{key}"}]
         sources.append({"configMap": source})
-    if not sources:
+    return {"name": volume, "projected": {"sources": sources}} if sources else None
+
+
+def cas_volume(model: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``cas`` volume: a projected volume of the Model's trusted CA ConfigMaps
+    (``spec.trust.certificateAuthorities``), laid out like ``keys``; None when the Model trusts no CA."""
+    entries = (_spec(model).get("trust") or {}).get("certificateAuthorities") or []
+    return _projected(entries, "spec.trust.certificateAuthorities", VOLUME_CAS)
+
+
+def trust_volumes(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``keys`` and ``cas`` volumes the loader verifies with: whichever of them the Model has (at least one,
+    or nothing could verify a version: WorkloadError)."""
+    keys = _projected((_spec(model).get("trust") or {}).get("keys") or [], "spec.trust.keys", VOLUME_KEYS)
+    volumes = [v for v in (keys, cas_volume(model)) if v is not None]
+    if not volumes:
         raise WorkloadError(
-            f"Model {_meta(model).get('name')} has no trusted keys (spec.trust.keys): nothing could verify it"
+            f"Model {_meta(model).get('name')} has no trusted keys nor certificate authorities (spec.trust.keys, "
+            "spec.trust.certificateAuthorities): nothing could verify it"
         )
-    return {"name": VOLUME_KEYS, "projected": {"sources": sources}}
+    return volumes
 
 
-def _loader(version: dict[str, Any], loader_image: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The loader init container and the volumes it needs besides ``model`` and ``keys``."""
+def _loader(
+    version: dict[str, Any], loader_image: str, trust: list[dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The loader init container and the volumes it needs besides ``model`` and the trust volumes (`trust`, as
+    :func:`trust_volumes` gives them; default: ``keys`` only)."""
     artifact = _spec(version).get("artifact") or {}
     uri = _required(artifact.get("uri"), "spec.artifact.uri")
     digest = _required(artifact.get("digest"), "spec.artifact.digest")
@@ -188,12 +217,13 @@ def _loader(version: dict[str, Any], loader_image: str) -> tuple[dict[str, Any],
         "--uri", uri,
         "--digest", digest,
         "--dest", MODELS_DIR,
-        "--keys-dir", KEYS_DIR,
     ]  # fmt: skip
-    mounts: list[dict[str, Any]] = [
-        {"name": VOLUME_MODEL, "mountPath": MODELS_DIR},
-        {"name": VOLUME_KEYS, "mountPath": KEYS_DIR, "readOnly": True},
-    ]
+    mounts: list[dict[str, Any]] = [{"name": VOLUME_MODEL, "mountPath": MODELS_DIR}]
+    names = [v["name"] for v in trust] if trust is not None else [VOLUME_KEYS]
+    for vol, flag, path in ((VOLUME_KEYS, "--keys-dir", KEYS_DIR), (VOLUME_CAS, "--cas-dir", CAS_DIR)):
+        if vol in names:
+            command += [flag, path]
+            mounts.append({"name": vol, "mountPath": path, "readOnly": True})
     volumes: list[dict[str, Any]] = []
     claims = {_pvc_claim(uri)}
 
@@ -304,9 +334,10 @@ def build_deployment(
 
     serving = effective_serving(_spec(model).get("serving"), vspec.get("serving"))
     placement = pod_placement(serving, cpu_node_selector=cpu_node_selector)
-    loader, extra_volumes = _loader(version, loader_image)
+    trust = trust_volumes(model)
+    loader, extra_volumes = _loader(version, loader_image, trust)
     server = _server(serving, placement)
-    volumes = [{"name": VOLUME_MODEL, "emptyDir": {}}, keys_volume(model), *extra_volumes]
+    volumes = [{"name": VOLUME_MODEL, "emptyDir": {}}, *trust, *extra_volumes]
 
     pod_spec: dict[str, Any] = {
         "initContainers": [loader],
@@ -439,7 +470,9 @@ __all__ = [
     "build_deployment",
     "build_service",
     "deployment_labels",
+    "cas_volume",
     "keys_volume",
+    "trust_volumes",
     "owner_reference",
     "pod_labels",
     "sanitize_label_value",

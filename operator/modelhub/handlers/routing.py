@@ -25,9 +25,11 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def keyring_refs(model: dict[str, Any]) -> set[ObjKey]:
+    """The ConfigMaps a Model's trust names: keyrings and CA certificates."""
     ns = _meta(model).get("namespace") or ""
-    keys = ((model.get("spec") or {}).get("trust") or {}).get("keys") or []
-    return {(ns, k["name"]) for k in keys if isinstance(k, dict) and k.get("name")}
+    trust = (model.get("spec") or {}).get("trust") or {}
+    refs = [*(trust.get("keys") or []), *(trust.get("certificateAuthorities") or [])]
+    return {(ns, k["name"]) for k in refs if isinstance(k, dict) and k.get("name")}
 
 
 def bundle_ref(version: dict[str, Any]) -> ObjKey | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelhub.adapters import failpoints, metrics, stores
-from modelhub.adapters.trust import BundleNotFound, load_bundle, load_keyring
+from modelhub.adapters.trust import BundleNotFound, TrustRoots, load_bundle, load_trust
 from modelhub.api import types as api
 from modelhub.domain import approval as approval_domain
 from modelhub.domain import revocation as rdomain
@@ -34,24 +34,19 @@ class VersionReconciler:
         self.router_facts = facts_changed or ctx.index.upsert
 
     # --- gather --------------------------------------------------------------------------------------------
-    def _verify(self, bundle: bytes, keys: dict[str, bytes], pinned: str) -> vdomain.Verification:
+    def _verify(self, bundle: bytes, roots: TrustRoots, pinned: str) -> vdomain.Verification:
         cache_key = (
             hashlib.sha256(bundle).hexdigest(), pinned,
-            *sorted(f"{k}={hashlib.sha256(v).hexdigest()}" for k, v in keys.items()),
+            *sorted(f"{k}={hashlib.sha256(v).hexdigest()}" for k, v in roots.keys.items()),
+            *sorted(f"ca:{k}={hashlib.sha256(v).hexdigest()}" for k, v in roots.cas.items()),
         )
         hit = self.ctx.verify_cache.get(cache_key)
         if isinstance(hit, vdomain.Verification):
             return hit
         try:
-            v = verify_bundle(bundle, keys)
+            result = vdomain.verification_of(verify_bundle(bundle, roots.keys, trusted_cas=roots.cas), pinned)
         except SignatureError as exc:
             result = vdomain.Verification(False, exc.reason, exc.message)
-        else:
-            result = vdomain.check_pinned_digest(v.subject_digest, pinned) or vdomain.Verification(
-                True, R.VERIFIED,
-                f"signed by trusted key {v.key_name} (sha256 {v.key_fingerprint[:16]}…) over {v.file_count} files",
-                digest=v.subject_digest, key_name=v.key_name, key_fingerprint=v.key_fingerprint, files=v.file_count,
-            )
         metrics.VERIFICATIONS.labels(result.reason).inc()
         if len(self.ctx.verify_cache) > 10_000:
             self.ctx.verify_cache.clear()
@@ -70,10 +65,9 @@ class VersionReconciler:
                 False, R.MODEL_NOT_FOUND, f"Model {ns}/{spec.get('model')} does not exist; its keyring decides trust"
             )
         trust = (model.get("spec") or {}).get("trust") or {}
-        ring = await self.ctx.io(load_keyring, self.ctx.configmaps, ns, trust)
-        if not ring.keys:
-            why = "; ".join(ring.problems) or f"Model {spec.get('model')} lists no keys in spec.trust.keys"
-            return vdomain.Verification(False, R.UNTRUSTED_KEY, f"no trusted key to verify with: {why}")
+        roots = await self.ctx.io(load_trust, self.ctx.configmaps, ns, trust)
+        if not roots:
+            return vdomain.Verification(False, R.UNTRUSTED_KEY, roots.none_usable(str(spec.get("model"))))
         try:
             bundle, _ = await self.ctx.io(load_bundle, self.ctx.configmaps, ns, spec["artifact"])
         except (BundleNotFound, stores.StoreError) as exc:
@@ -83,9 +77,9 @@ class VersionReconciler:
                 return vdomain.Verification(False, R.BUNDLE_UNREACHABLE,
                                             f"cannot fetch the signature bundle: {exc.message}", retry=True)
             return vdomain.Verification(False, R.BUNDLE_NOT_FOUND, f"no signature bundle: {exc.message}", retry=True)
-        result = self._verify(bundle, ring.keys, spec["artifact"]["digest"])
-        if not result.ok and result.reason == R.UNTRUSTED_KEY and ring.problems:
-            result = vdomain.Verification(False, result.reason, f"{result.message} ({'; '.join(ring.problems)})")
+        result = self._verify(bundle, roots, spec["artifact"]["digest"])
+        if not result.ok and result.reason in (R.UNTRUSTED_KEY, R.UNTRUSTED_CERTIFICATE) and roots.problems:
+            result = vdomain.Verification(False, result.reason, f"{result.message} ({'; '.join(roots.problems)})")
         return result
 
     def approval(self, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -127,9 +121,8 @@ class VersionReconciler:
         model = self.ctx.cache.get("Model", namespace, spec.get("model", ""))
         verification = await self.verification(obj, model)
         facts_obj = obj
-        if verification.ok:  # a Revocation by key matches on the key that verified it now
-            facts_obj = {**obj, "status": {**(obj.get("status") or {}),
-                                           "verified": {"keyFingerprint": verification.key_fingerprint}}}
+        if verification.ok:  # a Revocation by key or certificate matches on what verified it now
+            facts_obj = {**obj, "status": {**(obj.get("status") or {}), "verified": verification.verified_fields()}}
         now = self.ctx.clock()
         revoked = vdomain.revoked_by(obj, self.covering(facts_obj), self.ctx.now_iso())
         plan = vdomain.plan_version(

@@ -3,7 +3,7 @@
 The loader is the init container of every inference pod (`modelhub load`). It trusts nothing it downloads:
 
 1. fetch the signature bundle (by default ``model.sig`` inside the artifact directory) and check it with
-   :func:`modelhub.domain.signing.verify_bundle` against the trusted public keys;
+   :func:`modelhub.domain.signing.verify_bundle` against the trusted public keys or CA certificates;
 2. the signed subject digest must equal the digest the ModelVersion pins;
 3. fetch exactly the files the signed manifest names (distinct paths for a sharded manifest) into a fresh
    staging directory inside DEST, in parallel with a bounded number of workers;
@@ -47,6 +47,7 @@ __all__ = [
     "load_model",
     "planned_files",
     "read_marker",
+    "read_trusted_cas",
     "read_trusted_keys",
 ]
 
@@ -139,6 +140,50 @@ def read_trusted_keys(
     return keys
 
 
+MAX_CA_FILE_BYTES = 256 * 1024
+
+
+def read_trusted_cas(
+    ca_files: Iterable[str | os.PathLike[str]] = (), cas_dir: str | os.PathLike[str] | None = None
+) -> dict[str, bytes]:
+    """Trusted CA certificates by name (the file name): each file holds one or more PEM certificates. In
+    `cas_dir` every regular, non-hidden file counts (a mounted ConfigMap keeps its real files under ``..data``).
+    Empty when none is given."""
+    cas: dict[str, bytes] = {}
+
+    def add(path: Path) -> None:
+        if path.name in cas:
+            raise LoadError("InvalidCertificate", f"two trusted CA files are named {path.name!r}")
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_CA_FILE_BYTES + 1)
+        except OSError as exc:
+            raise LoadError("InvalidCertificate", f"cannot read CA certificates {path}: {exc.strerror or exc}") from None
+        if len(data) > MAX_CA_FILE_BYTES:
+            raise LoadError("InvalidCertificate", f"{path} is larger than {MAX_CA_FILE_BYTES} bytes")
+        try:
+            signing.parse_pem_certificates(data, str(path))
+        except signing.SignatureError as exc:
+            raise LoadError(exc.reason, exc.message) from None
+        cas[path.name] = data
+
+    for f in ca_files:
+        add(Path(f))
+    if cas_dir is not None:
+        root = Path(cas_dir)
+        try:
+            entries = sorted(os.scandir(root), key=lambda e: e.name)
+        except OSError as exc:
+            raise LoadError(
+                "InvalidCertificate", f"cannot list CA directory {root}: {exc.strerror or exc}"
+            ) from None
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            add(Path(entry.path))
+    return cas
+
+
 # -------------------------------------------------------------------------------------------- manifest
 
 
@@ -201,6 +246,11 @@ def _marker_body(
         "digest": verified.subject_digest,
         "keyName": verified.key_name,
         "keyFingerprint": verified.key_fingerprint,
+        **(
+            {"certificateFingerprint": verified.certificate.fingerprint,
+             "certificateSubject": verified.certificate.subject}
+            if verified.certificate is not None else {}
+        ),
         "hashAlgorithm": verified.hash_algorithm,
         "serialization": verified.serialization,
         "files": len(files),
@@ -287,6 +337,7 @@ def load_model(
     digest: str,
     dest: str | os.PathLike[str],
     trusted_keys: Mapping[str, bytes],
+    trusted_cas: Mapping[str, bytes] | None = None,
     signature_uri: str | None = None,
     signature_bytes: bytes | None = None,
     workers: int = DEFAULT_WORKERS,
@@ -314,6 +365,7 @@ def load_model(
                 pinned=digest,
                 dest_dir=dest_dir,
                 trusted_keys=trusted_keys,
+                trusted_cas=trusted_cas,
                 signature_uri=signature_uri,
                 signature_bytes=signature_bytes,
                 workers=workers,
@@ -333,6 +385,7 @@ def _load_locked(
     pinned: str,
     dest_dir: Path,
     trusted_keys: Mapping[str, bytes],
+    trusted_cas: Mapping[str, bytes] | None,
     signature_uri: str | None,
     signature_bytes: bytes | None,
     workers: int,
@@ -371,7 +424,7 @@ def _load_locked(
     else:
         where = "given as a file"
     try:
-        verified = signing.verify_bundle(signature_bytes, trusted_keys)
+        verified = signing.verify_bundle(signature_bytes, trusted_keys, trusted_cas=trusted_cas)
     except signing.SignatureError as exc:
         raise LoadError(exc.reason, f"{exc.message} (bundle {where})") from None
     if verified.subject_digest.lower() != digest:
@@ -381,8 +434,9 @@ def _load_locked(
         )
     files = planned_files(verified)
     say(
-        f"signature OK: {verified.subject_digest} signed by key {verified.key_name!r} "
-        f"({verified.key_fingerprint}), {len(files)} files ({verified.serialization}, {verified.hash_algorithm})"
+        f"signature OK: {verified.subject_digest} signed by "
+        + (f"key {verified.key_name!r} ({verified.key_fingerprint})" if verified.certificate is None else verified.signer)
+        + f", {len(files)} files ({verified.serialization}, {verified.hash_algorithm})"
     )
 
     def result(total: int, reused: bool) -> LoadResult:

@@ -1,10 +1,11 @@
-"""OpenSSF Model Signing (OMS) v1.0, key-based, byte-compatible with the ``model_signing`` package 1.1.x.
+"""OpenSSF Model Signing (OMS) v1.0, key- and certificate-based, byte-compatible with ``model_signing`` 1.1.x.
 
 Pure: only the standard library and ``cryptography``. Two steps, as the operator and the loader use them:
 
 * :func:`verify_bundle` - cheap, no file access: strict parsing of the Sigstore bundle v0.3, the ECDSA signature
-  (P-256/P-384/P-521 with SHA-256/384/512) over the DSSE PAE of the exact payload bytes, by a trusted key; then
-  the in-toto v1 statement (predicate ``https://model_signing/signature/v1.0``) and its subject digest.
+  (P-256/P-384/P-521 with SHA-256/384/512) over the DSSE PAE of the exact payload bytes, by a trusted key or
+  (the certificate method) by a certificate whose chain leads to a trusted CA (see ``_certs``); then the
+  in-toto v1 statement (predicate ``https://model_signing/signature/v1.0``) and its subject digest.
 * :func:`verify_model_dir` - re-hash every file (or shard), streaming and in parallel, against that manifest.
 
 Plus signing (:func:`sign_model_dir`), hashing (:func:`compute_manifest`, :func:`subject_digest`) and keys.
@@ -27,6 +28,13 @@ from modelhub.domain.signing._bundle import (
     verify_bundle,
     verify_model_dir,
 )
+from modelhub.domain.signing._certs import (
+    TrustedCA,
+    VerifiedCertificate,
+    certificate_fingerprints,
+    load_trusted_cas,
+    parse_pem_certificates,
+)
 from modelhub.domain.signing._errors import Reason, SignatureError
 from modelhub.domain.signing._keys import (
     CURVES,
@@ -47,14 +55,19 @@ __all__ = [
     "Reason",
     "Resource",
     "SignatureError",
+    "TrustedCA",
+    "VerifiedCertificate",
     "VerifiedSignature",
     "build_statement",
+    "certificate_fingerprints",
     "compute_manifest",
     "curve_name",
     "generate_private_key",
     "hash_algorithm_name",
     "key_fingerprint",
+    "load_trusted_cas",
     "pae",
+    "parse_pem_certificates",
     "public_key_pem",
     "sign_model_dir",
     "sign_statement",

@@ -1,4 +1,5 @@
-"""OMS v1.0 signatures: Sigstore bundle v0.3 + DSSE + in-toto v1 statement, key-based (model_signing 1.1.x)."""
+"""OMS v1.0 signatures: Sigstore bundle v0.3 + DSSE + in-toto v1 statement, key-based or certificate-based
+(model_signing 1.1.x)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelhub.domain.signing import _certs
 from modelhub.domain.signing import _manifest as mf
+from modelhub.domain.signing._certs import VerifiedCertificate
 from modelhub.domain.signing._errors import Reason, SignatureError
 from modelhub.domain.signing._keys import PrivateKey, PublicKey, load_private_key, load_public_key
 from modelhub.domain.signing._manifest import Resource
@@ -43,15 +46,28 @@ class VerifiedSignature:
 
     subject_digest: str  # "sha256:<hex>"
     subject_name: str
-    key_name: str  # the key of trusted_keys that verified it
-    key_fingerprint: str
+    key_name: str  # the entry of trusted_keys that verified it; for a certificate, of trusted_cas that anchored it
+    key_fingerprint: str  # the signing key's (for a certificate: its public key's) fingerprint
     hash_algorithm: str  # "sha256" | "blake2b"
     serialization: str  # "files" | "shards"
     shard_size: int | None
     allow_symlinks: bool
     ignore_paths: tuple[str, ...]
     resources: tuple[Resource, ...]
+    certificate: VerifiedCertificate | None = None  # set for the certificate method
     _files: tuple[tuple[str, int | None], ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def signer(self) -> str:
+        """Who signed, in words (for messages)."""
+        if self.certificate is None:
+            return f"{self.key_name} (key fingerprint {self.key_fingerprint})"
+        c = self.certificate
+        sans = f" [{', '.join(c.sans[:3])}{', …' if len(c.sans) > 3 else ''}]" if c.sans else ""
+        return (
+            f"certificate {c.subject or '(empty subject)'}{sans} (fingerprint {c.fingerprint}) under trusted CA "
+            f"{c.authority_name}"
+        )
 
     @property
     def file_count(self) -> int:
@@ -183,6 +199,7 @@ class _Envelope:
     payload_type: str
     signature: bytes
     hint: str
+    certificates: tuple[bytes, ...] | None = None  # the certificate method: DER, leaf first
 
 
 def _parse_bundle(data: bytes) -> _Envelope:
@@ -200,20 +217,65 @@ def _parse_bundle(data: bytes) -> _Envelope:
     _expect(_str(top["mediaType"], "bundle.mediaType"), BUNDLE_MEDIA_TYPE, "bundle.mediaType")
 
     vm = _obj(top["verificationMaterial"], "bundle.verificationMaterial")
-    for cert_field in ("certificate", "x509CertificateChain"):
-        if cert_field in vm:
-            raise SignatureError(
-                Reason.UNSUPPORTED_ALGORITHM,
-                f"the bundle is signed with a certificate (verificationMaterial.{cert_field}); only key-based "
-                "signatures (verificationMaterial.publicKey) are supported",
-            )
-    _fields(vm, "bundle.verificationMaterial", ("publicKey",), ("tlogEntries",))
+    if "certificate" in vm:
+        raise SignatureError(
+            Reason.UNSUPPORTED_ALGORITHM,
+            "the bundle carries a single verificationMaterial.certificate (Sigstore keyless); OMS certificate "
+            "signatures carry verificationMaterial.x509CertificateChain, and key signatures publicKey",
+        )
+    if "publicKey" in vm and "x509CertificateChain" in vm:
+        raise SignatureError(
+            Reason.MALFORMED_BUNDLE,
+            "bundle.verificationMaterial holds both publicKey and x509CertificateChain; exactly one expected",
+        )
+    method = "certificate" if "x509CertificateChain" in vm else "key"
+    _fields(vm, "bundle.verificationMaterial", ("x509CertificateChain" if method == "certificate" else "publicKey",),
+            ("tlogEntries",))
     if "tlogEntries" in vm and _list(vm["tlogEntries"], "bundle.verificationMaterial.tlogEntries"):
         raise SignatureError(
             Reason.MALFORMED_BUNDLE,
-            "bundle.verificationMaterial.tlogEntries is not empty; key-based signatures carry no transparency-log entry",
+            f"bundle.verificationMaterial.tlogEntries is not empty; {method} signatures carry no transparency-log "
+            "entry",
         )
-    pk = _obj(vm["publicKey"], "bundle.verificationMaterial.publicKey")
+    hint = ""
+    certificates = None
+    if method == "certificate":
+        certificates = _parse_chain(vm["x509CertificateChain"])
+    else:
+        hint = _parse_public_key(vm["publicKey"])
+    payload_type, payload, raw_sig = _parse_envelope(top["dsseEnvelope"])
+    return _Envelope(payload, payload_type, raw_sig, hint, certificates)
+
+
+def _parse_chain(chain: Any) -> tuple[bytes, ...]:
+    path = "bundle.verificationMaterial.x509CertificateChain"
+    chain = _obj(chain, path)
+    _fields(chain, path, ("certificates",))
+    certs = _list(chain["certificates"], f"{path}.certificates")
+    if not certs:
+        raise SignatureError(Reason.MALFORMED_BUNDLE, f"{path}.certificates is empty; the signing certificate comes first")
+    if len(certs) > _certs.MAX_CHAIN_CERTIFICATES:
+        raise SignatureError(
+            Reason.INVALID_CERTIFICATE_CHAIN,
+            f"{path}.certificates holds {len(certs)} certificates, more than the {_certs.MAX_CHAIN_CERTIFICATES} allowed",
+        )
+    out = []
+    for i, c in enumerate(certs):
+        c = _obj(c, f"{path}.certificates[{i}]")
+        _fields(c, f"{path}.certificates[{i}]", ("rawBytes",))
+        raw = c["rawBytes"]
+        if isinstance(raw, str) and len(raw) > 2 * _certs.MAX_CERTIFICATE_BYTES:
+            raise SignatureError(
+                Reason.INVALID_CERTIFICATE_CHAIN,
+                f"{path}.certificates[{i}].rawBytes is {len(raw)} characters, more than a certificate of at most "
+                f"{_certs.MAX_CERTIFICATE_BYTES} bytes",
+            )
+        out.append(_b64(raw, f"{path}.certificates[{i}].rawBytes"))
+    return tuple(out)
+
+
+def _parse_public_key(pk: Any) -> str:
+    pk = _obj(pk, "bundle.verificationMaterial.publicKey")
     # rawBytes/keyDetails: written by early model_signing releases (and dropped by its reader); never trusted.
     _fields(pk, "bundle.verificationMaterial.publicKey", (), ("hint", "rawBytes", "keyDetails"))
     hint = pk.get("hint")
@@ -228,8 +290,11 @@ def _parse_bundle(data: bytes) -> _Envelope:
     for k in ("rawBytes", "keyDetails"):
         if k in pk:
             _str(pk[k], f"bundle.verificationMaterial.publicKey.{k}")
+    return hint
 
-    env = _obj(top["dsseEnvelope"], "bundle.dsseEnvelope")
+
+def _parse_envelope(env: Any) -> tuple[str, bytes, bytes]:
+    env = _obj(env, "bundle.dsseEnvelope")
     _fields(env, "bundle.dsseEnvelope", ("payload", "payloadType", "signatures"))
     payload_type = _str(env["payloadType"], "bundle.dsseEnvelope.payloadType")
     _expect(payload_type, PAYLOAD_TYPE, "bundle.dsseEnvelope.payloadType")
@@ -251,7 +316,7 @@ def _parse_bundle(data: bytes) -> _Envelope:
             Reason.MALFORMED_BUNDLE,
             f"bundle.dsseEnvelope.signatures[0].sig is {len(raw_sig)} bytes, not an ECDSA signature",
         )
-    return _Envelope(payload, payload_type, raw_sig, hint)
+    return payload_type, payload, raw_sig
 
 
 def _trusted(trusted_keys: Mapping[str, bytes]) -> dict[str, PublicKey]:
@@ -284,6 +349,29 @@ def _check_signature(envelope: _Envelope, trusted_keys: Mapping[str, bytes]) -> 
     trusted = ", ".join(repr(n) for n in keys)
     none = f"the trusted key {trusted} does not" if len(keys) == 1 else f"none of the {len(keys)} trusted keys ({trusted})"
     raise SignatureError(Reason.UNTRUSTED_KEY, f"the bundle is signed by {who}, and {none} verify it")
+
+
+def _check_certificate(
+    envelope: _Envelope, trusted_cas: Mapping[str, bytes | str] | None, keys_given: bool
+) -> tuple[VerifiedCertificate, PublicKey]:
+    assert envelope.certificates is not None
+    certs = _certs.load_chain(list(envelope.certificates))
+    anchors = _certs.load_trusted_cas(trusted_cas)
+    if not anchors and keys_given:
+        raise SignatureError(
+            Reason.UNTRUSTED_CERTIFICATE,
+            "the bundle is signed with a certificate, but only public keys are trusted (they verify key signatures "
+            "only); trust the signer's CA certificate",
+        )
+    verified, key = _certs.verify_chain(certs, anchors)
+    if not key.verifies(envelope.signature, pae(envelope.payload_type, envelope.payload)):
+        raise SignatureError(
+            Reason.BAD_SIGNATURE,
+            f"the signature does not verify with the key of the signing certificate {verified.subject!r} "
+            f"(fingerprint {verified.fingerprint}), which chains to trusted CA {verified.authority_name!r}: the "
+            "payload or the signature was altered",
+        )
+    return verified, key
 
 
 # --------------------------------------------------------------------------------------- the statement
@@ -532,16 +620,35 @@ def _parse_statement(payload: bytes) -> _Statement:
 # ------------------------------------------------------------------------------------------- public API
 
 
-def verify_bundle(bundle: bytes, trusted_keys: Mapping[str, bytes]) -> VerifiedSignature:
-    """Check a bundle's signature against the trusted keys, and its statement; touch no file.
+def verify_bundle(
+    bundle: bytes,
+    trusted_keys: Mapping[str, bytes] | None,
+    *,
+    trusted_cas: Mapping[str, bytes | str] | None = None,
+) -> VerifiedSignature:
+    """Check a bundle's signature against the trusted keys or CAs, and its statement; touch no file.
 
+    A key-signed bundle (verificationMaterial.publicKey) needs one of `trusted_keys` (name -> PEM public key);
+    a certificate-signed one (verificationMaterial.x509CertificateChain) needs its chain to lead to one of
+    `trusted_cas` (name -> PEM, one or more CA certificates each); see :mod:`._certs` for the rules.
     Strict: unknown fields, wrong media/payload/predicate types, non-canonical base64, duplicate or unsafe
     resource names, an inconsistent subject digest... each raise :class:`SignatureError` with its reason.
     The signature is checked over the exact payload bytes before the payload is even parsed.
     """
+    certificate = None
     try:
         envelope = _parse_bundle(_as_bytes(bundle))
-        key_name, key = _check_signature(envelope, trusted_keys)
+        if envelope.certificates is not None:
+            certificate, key = _check_certificate(envelope, trusted_cas, bool(trusted_keys))
+            key_name = certificate.authority_name
+        elif not trusted_keys and trusted_cas:
+            raise SignatureError(
+                Reason.UNTRUSTED_KEY,
+                "the bundle is signed with a bare key, but only CA certificates are trusted (they verify certificate "
+                "signatures only); trust the signer's public key",
+            )
+        else:
+            key_name, key = _check_signature(envelope, trusted_keys if trusted_keys is not None else {})
         st = _parse_statement(envelope.payload)
     except SignatureError:
         raise
@@ -560,6 +667,7 @@ def verify_bundle(bundle: bytes, trusted_keys: Mapping[str, bytes]) -> VerifiedS
         allow_symlinks=st.allow_symlinks,
         ignore_paths=st.ignore_paths,
         resources=st.resources,
+        certificate=certificate,
         _files=st.files,
     )
 
@@ -585,16 +693,46 @@ def build_statement(model_name: str, resources: tuple[Resource, ...], serializat
     return json.dumps(statement, indent=2, ensure_ascii=True).encode("ascii")
 
 
-def sign_statement(payload: bytes, private_key_pem: bytes, password: bytes | None = None) -> bytes:
-    """Wrap an in-toto statement into a signed DSSE envelope inside a Sigstore bundle v0.3 (JSON bytes)."""
-    return _sign_with(payload, load_private_key(private_key_pem, password))
+def sign_statement(
+    payload: bytes,
+    private_key_pem: bytes,
+    password: bytes | None = None,
+    *,
+    signing_certificate: bytes | str | None = None,
+    certificate_chain: Iterable[bytes | str] = (),
+) -> bytes:
+    """Wrap an in-toto statement into a signed DSSE envelope inside a Sigstore bundle v0.3 (JSON bytes).
+
+    With `signing_certificate` (PEM, holding the private key's public half) the bundle uses the certificate
+    method: the certificate, then those of `certificate_chain` (PEM files' contents, in order)."""
+    key = load_private_key(private_key_pem, password)
+    return _sign_with(payload, key, _chain_for(key, signing_certificate, certificate_chain))
 
 
-def _sign_with(payload: bytes, key: PrivateKey) -> bytes:
+def _chain_for(
+    key: PrivateKey, signing_certificate: bytes | str | None, certificate_chain: Iterable[bytes | str]
+) -> _certs.SigningCertificate | None:
+    chain = list(certificate_chain)
+    if signing_certificate is None:
+        if chain:
+            raise SignatureError(
+                Reason.INVALID_CERTIFICATE, "a certificate chain was given without the signing certificate"
+            )
+        return None
+    return _certs.signing_chain(key.public.key, signing_certificate, chain)
+
+
+def _sign_with(payload: bytes, key: PrivateKey, chain: _certs.SigningCertificate | None = None) -> bytes:
     signature = key.sign(pae(PAYLOAD_TYPE, payload))
+    material: dict[str, Any]
+    if chain is None:
+        material = {"publicKey": {"hint": key.public.fingerprint}, "tlogEntries": []}
+    else:
+        certificates = [{"rawBytes": base64.b64encode(der).decode("ascii")} for der in chain.ders]
+        material = {"x509CertificateChain": {"certificates": certificates}, "tlogEntries": []}
     bundle = {
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": key.public.fingerprint}, "tlogEntries": []},
+        "verificationMaterial": material,
         "dsseEnvelope": {
             "payload": base64.b64encode(payload).decode("ascii"),
             "payloadType": PAYLOAD_TYPE,
@@ -696,13 +834,17 @@ def sign_model_dir(
     workers: int | None = None,
     ignore_git_paths: bool = True,
     password: bytes | None = None,
+    signing_certificate: bytes | str | None = None,
+    certificate_chain: Iterable[bytes | str] = (),
 ) -> bytes:
-    """Sign the model directory; return the bundle JSON (what ``model_signing verify key`` accepts).
+    """Sign the model directory; return the bundle JSON (what ``model_signing verify key`` accepts, or with
+    `signing_certificate` and `certificate_chain` (PEM), ``model_signing verify certificate``).
 
     The signature file itself is not excluded automatically: pass its path in `ignore_paths` when it will
     live inside the model directory (the CLI does).
     """
     key = load_private_key(private_key_pem, password)  # fail before hashing gigabytes
+    chain = _chain_for(key, signing_certificate, certificate_chain)
     root, ignores, algorithm, shard_size, resources = _compute(
         model_dir,
         hash_algorithm=hash_algorithm,
@@ -722,7 +864,7 @@ def sign_model_dir(
     serialization["allow_symlinks"] = bool(allow_symlinks)
     if ignores:
         serialization["ignore_paths"] = ignores
-    return _sign_with(build_statement(_model_name(root), resources, serialization), key)
+    return _sign_with(build_statement(_model_name(root), resources, serialization), key, chain)
 
 
 def verify_model_dir(

@@ -18,6 +18,12 @@ class Reason:
     UNSUPPORTED_ALGORITHM = "UnsupportedAlgorithm"  # hash, curve, key type or signature kind we do not support
     EMPTY_MODEL = "EmptyModel"  # nothing to sign, or a signature that covers no file
     READ_ERROR = "ReadError"  # a file could not be read (permissions, I/O error)
+    # The certificate method.
+    UNTRUSTED_CERTIFICATE = "UntrustedCertificate"  # the signing certificate does not chain to a trusted CA
+    CERTIFICATE_EXPIRED = "CertificateExpired"  # a certificate of the path was not valid when the leaf was issued
+    INVALID_CERTIFICATE_CHAIN = "InvalidCertificateChain"  # malformed, oversized, or breaks RFC 5280 path rules
+    CERTIFICATE_NOT_FOR_SIGNING = "CertificateNotForSigning"  # neither digitalSignature nor codeSigning usage
+    INVALID_CERTIFICATE = "InvalidCertificate"  # a certificate given to us (trusted CA, signing cert) is unusable
 
 
 class SignatureError(Exception):
