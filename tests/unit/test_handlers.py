@@ -351,3 +351,39 @@ def test_an_artifact_revoked_by_key_stays_revoked_under_a_new_name(h: Harness, s
     again = h.kube.get("ModelVersion", NS, "clf-again")
     assert condition(again, C.REVOKED)["status"] == C.TRUE
     assert not deployments(h)
+
+
+def test_a_model_that_trusts_a_ca_verifies_certificate_signatures_and_a_ca_revocation_covers_them(
+        h: Harness, tmp_path: Path) -> None:
+    from tests.unit.pki import Pki
+
+    from modelhub.domain.signing import compute_manifest, sign_model_dir, subject_digest
+
+    pki = Pki()
+    signer = pki.signer()
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "weights.bin").write_bytes(b"w" * 100)
+    bundle = sign_model_dir(model_dir, signer.key_pem, signing_certificate=signer.pem,
+                            certificate_chain=[pki.intermediate.pem])
+    digest = subject_digest(compute_manifest(model_dir))
+    h.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ca", "namespace": NS},
+             "data": {"root.pem": pki.root.pem.decode()}})
+    model = model_manifest("clf", [], stable="1.0.0", namespace=NS)
+    model["spec"]["trust"] = {"certificateAuthorities": [{"name": "ca"}]}
+    h.apply(model)
+    h.apply(bundle_configmap("sig", bundle, NS))
+    h.apply(version_manifest("clf-1-0-0", "clf", "1.0.0", Signed(model_dir, digest, bundle), namespace=NS,
+                             signature={"configMapRef": {"name": "sig", "key": "model.sig"}}))
+    h.settle(controllers=h.settle_deployments)
+    v = h.kube.get("ModelVersion", NS, "clf-1-0-0")
+    assert condition(v, C.SIGNATURE_VERIFIED)["reason"] == R.VERIFIED, condition(v, C.SIGNATURE_VERIFIED)
+    verified = v["status"]["verified"]
+    assert "ml-release" in verified["certificateSubject"]
+    assert verified["certificateFingerprint"] and verified["certificateAuthorityFingerprints"]
+    assert list(deployments(h)) == ["clf-1-0-0"]
+    # Revoking the CA (by its fingerprint) tears the version down.
+    h.apply(revocation_manifest("ca-compromised", certificateAuthorities=[verified["certificateAuthorityFingerprints"][-1]]))
+    h.settle(controllers=h.settle_deployments)
+    assert deployments(h) == {}
+    assert condition(h.kube.get("ModelVersion", NS, "clf-1-0-0"), C.REVOKED)["status"] == C.TRUE
