@@ -4,6 +4,7 @@ keys, real signed bundles), and a cluster-api style sequence test in seeded rand
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
