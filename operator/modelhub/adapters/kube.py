@@ -354,13 +354,18 @@ class Reflector:
         return self._synced.wait(timeout)
 
     def stop(self) -> None:
+        """Ask the watch to end. Never blocks: closing a stream another thread is reading can wait on that read,
+        so the close happens in a thread of its own (the caller is the event loop)."""
         self._stop.set()
         resp = self._response
         if resp is not None:
-            try:
-                resp.close()
-            except Exception:  # noqa: BLE001 - closing a dead stream
-                pass
+            def close() -> None:
+                try:
+                    resp.close()
+                except Exception:  # noqa: BLE001 - closing a dead stream
+                    pass
+
+            threading.Thread(target=close, name=f"close-watch-{self.kind}", daemon=True).start()
 
     def _emit(self, event_type: str, obj: dict[str, Any]) -> None:
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version  # (PartialObjectMetadata says its own)

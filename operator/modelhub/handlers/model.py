@@ -22,7 +22,9 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _namespace_terminating(exc: Exception) -> bool:
-    return getattr(exc, "status", None) == 403 and "NamespaceTerminating" in str(getattr(exc, "body", ""))
+    """The namespace is being deleted (403 NamespaceTerminating) or gone (404 on the namespace itself)."""
+    status, body = getattr(exc, "status", None), str(getattr(exc, "body", ""))
+    return (status == 403 and "NamespaceTerminating" in body) or (status == 404 and '"kind":"namespaces"' in body)
 
 
 class _InNamespace(Mapping[str, int]):

@@ -80,7 +80,7 @@ class Watches:
                 log.debug("watching ConfigMaps in %s", ns)
                 self._configmaps[ns] = Reflector(
                     self._kube, kind="ConfigMap", api_version="v1", path=f"/api/v1/namespaces/{ns}/configmaps",
-                    on_event=self._to_loop(self._router.on_configmap)).start()
+                    on_event=self._to_loop(self._router.on_configmap), timeout_seconds=60).start()
             for ns in sorted(self._configmaps.keys() - wanted):
                 self._configmaps.pop(ns).stop()
             await asyncio.sleep(every)
