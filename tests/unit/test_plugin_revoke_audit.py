@@ -145,3 +145,21 @@ def test_audit_timeline_from_status_history_revocations_and_events() -> None:
     assert ("2026-03-01T12:00:02Z", "modelversion/clf-1-1-0", "Warning Revoked: Revoked=True: ...") in whats
     assert not any("unrelated" in o or "someone-else" in o for _, o, _ in whats)
     assert timeline[0]["what"] == "Model created"
+
+
+def test_audit_orders_one_second_as_cause_then_effect() -> None:
+    at = "2026-03-01T12:00:00Z"
+    model = {"metadata": {"name": "clf", "namespace": "ml", "creationTimestamp": "2026-03-01T09:00:00Z"},
+             "status": {"history": [{"at": at, "stable": "1.0.0", "canaryWeight": 0, "reason": "FellBack"}]}}
+    v = {"metadata": {"name": "clf-1-1-0", "namespace": "ml", "creationTimestamp": "2026-03-01T09:00:00Z"},
+         "spec": {"model": "clf", "version": "1.1.0"},
+         "status": {"revocation": {"name": "r", "reason": "bad", "at": at}}}
+    rev = {"metadata": {"name": "r", "creationTimestamp": at}, "spec": {"reason": "bad"},
+           "status": {"affected": [{"namespace": "ml", "name": "clf-1-1-0", "version": "1.1.0"}], "enforcedAt": at,
+                      "enforcementSeconds": 0.4, "workloadsTornDown": 1}}
+    events = [{"eventTime": at + "", "type": "Warning", "reason": "FellBack", "note": "fell back",
+               "regarding": {"kind": "Model", "name": "clf"}}]
+    whats = [e["what"] for e in plugin.audit_entries(model, [v], events, [rev]) if e["time"] == at]
+    assert whats[0] == "created: bad (covers 1.1.0)"
+    assert whats[1] == "revoked by Revocation r: bad"
+    assert whats[-1] == "Warning FellBack: fell back"

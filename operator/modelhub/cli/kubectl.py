@@ -525,17 +525,20 @@ def audit_entries(model: dict[str, Any], versions: list[dict[str, Any]], events:
     ns = _meta(model).get("namespace")
     out: list[dict[str, str]] = []
 
-    def add(time_: Any, obj: str, source: str, what: str) -> None:
-        out.append({"time": _ts(time_), "object": obj, "source": source, "what": _one_line(what)[:300]})
+    rank: dict[int, int] = {}  # within one second: creations, then status, history, enforcement, Events
 
-    add(_meta(model).get("creationTimestamp"), f"model/{mname}", "created", "Model created")
+    def add(time_: Any, obj: str, source: str, what: str, order: int = 1) -> None:
+        out.append({"time": _ts(time_), "object": obj, "source": source, "what": _one_line(what)[:300]})
+        rank[id(out[-1])] = order
+
+    add(_meta(model).get("creationTimestamp"), f"model/{mname}", "created", "Model created", 0)
     names = set()
     for v in versions:
         vname = _meta(v).get("name")
         names.add(vname)
         obj = f"modelversion/{vname}"
         st = v.get("status") or {}
-        add(_meta(v).get("creationTimestamp"), obj, "created", f"version {_spec(v).get('version')} created")
+        add(_meta(v).get("creationTimestamp"), obj, "created", f"version {_spec(v).get('version')} created", 0)
         sv = _cond(v, "SignatureVerified")
         if sv:
             verified = st.get("verified") or {}
@@ -557,7 +560,7 @@ def audit_entries(model: dict[str, Any], versions: list[dict[str, Any]], events:
         served = f"stable {h.get('stable') or 'none'}"
         if h.get("canary"):
             served += f", canary {h['canary']} at {h.get('canaryWeight', 0)}%"
-        add(h.get("at"), f"model/{mname}", "history", f"{h.get('reason', 'Changed')}: {served}")
+        add(h.get("at"), f"model/{mname}", "history", f"{h.get('reason', 'Changed')}: {served}", 2)
     for r in revocations:
         st = r.get("status") or {}
         mine = [a for a in st.get("affected") or [] if a.get("namespace") == ns and a.get("name") in names]
@@ -566,10 +569,10 @@ def audit_entries(model: dict[str, Any], versions: list[dict[str, Any]], events:
         rname = _meta(r).get("name")
         covered = ", ".join(f"{a.get('version') or a.get('name')}" for a in mine)
         add(_meta(r).get("creationTimestamp"), f"revocation/{rname}", "revocation",
-            f"created: {_spec(r).get('reason')} (covers {covered})")
+            f"created: {_spec(r).get('reason')} (covers {covered})", 0)
         if st.get("enforcedAt"):
             add(st["enforcedAt"], f"revocation/{rname}", "revocation",
-                f"enforced in {st.get('enforcementSeconds')}s: {st.get('workloadsTornDown', 0)} workloads torn down")
+                f"enforced in {st.get('enforcementSeconds')}s: {st.get('workloadsTornDown', 0)} workloads torn down", 2)
     for e in events:
         regarding = e.get("regarding") or e.get("involvedObject") or {}
         kind, name = regarding.get("kind"), regarding.get("name")
@@ -578,8 +581,8 @@ def audit_entries(model: dict[str, Any], versions: list[dict[str, Any]], events:
         when = (e.get("eventTime") or e.get("deprecatedLastTimestamp") or e.get("lastTimestamp")
                 or _meta(e).get("creationTimestamp"))
         note = e.get("note") or e.get("message") or ""
-        add(when, f"{kind.lower()}/{name}", "event", f"{e.get('type', 'Normal')} {e.get('reason')}: {note}")
-    out.sort(key=lambda x: (x["time"], x["source"] != "created"))
+        add(when, f"{kind.lower()}/{name}", "event", f"{e.get('type', 'Normal')} {e.get('reason')}: {note}", 3)
+    out.sort(key=lambda x: (x["time"], rank[id(x)]))
     return out
 
 
