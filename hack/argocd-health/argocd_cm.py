@@ -45,7 +45,7 @@ def render() -> str:
     doc = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "argocd-cm", "namespace": "argocd"},
+        "metadata": {"name": "argocd-cm"},
         "data": data,
     }
     return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000)
