@@ -184,7 +184,7 @@ def test_alert_rules_load_and_evaluate_on_live_data(prometheus: Prometheus, scen
 # --- series that appear once the handlers call the new recording functions ---------------------------------
 PENDING_WIRING = [
     (f"modelhub_rollout_duration_seconds_count{{{J}}} >= 1", "record_rollout"),
-    (f'modelhub_model_versions{{{J},condition="Revoked",status="True"}} >= 1', "set_versions_by_condition"),
+    (f'modelhub_model_versions{{{J},condition="Revoked",status="True"}} >= 1', "watch_versions"),
     (f'modelhub_reconcile_duration_seconds_count{{{J},kind="ModelVersion"}} >= 1', "observe_reconcile"),
     (f"modelhub_queue_wait_seconds_count{{{J}}} >= 1", "observe_queue_wait"),
     (f'modelhub_webhook_requests_total{{{J},result="allowed"}} >= 1', "record_webhook"),

@@ -209,3 +209,40 @@ def test_reason_labels_are_bounded() -> None:
     hostile = [_version(Ready=("Maybe", "x" * 500), Approved=("True", "has space"))]
     counts = metrics.count_versions_by_condition(hostile)
     assert counts[("Ready", "Other", "Other")] == 1 and counts[("Approved", "True", "Other")] == 1
+
+
+def test_versions_and_revocations_pulled_from_a_source_at_scrape_time() -> None:
+    versions = [_version(Revoked=("True", "Revoked"), Ready=("False", "Revoked"))]
+    revocations = [
+        {"metadata": {"name": "a", "creationTimestamp": "2026-03-02T10:00:00Z"},
+         "status": {"conditions": [{"type": "Enforced", "status": "False", "reason": "TearingDown"}]}},
+        {"metadata": {"name": "b", "creationTimestamp": "2026-03-02T09:00:00Z"},
+         "status": {"conditions": [{"type": "Enforced", "status": "True", "reason": "Enforced"}]}},
+        {"metadata": {"name": "c", "creationTimestamp": "2026-03-02T10:00:30Z"}},  # not seen yet
+    ]
+    assert metrics.unenforced_creation_times(revocations) == [
+        dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC).timestamp(), dt.datetime(2026, 3, 2, 10, 0, 30, tzinfo=dt.UTC).timestamp()]
+    metrics.watch_versions(lambda: versions)
+    metrics.watch_revocations(lambda: revocations)
+    try:
+        assert value("modelhub_model_versions", condition="Revoked", status="True", reason="Revoked") == 1
+        assert value("modelhub_revocations_unenforced") == 2
+        assert value("modelhub_revocation_oldest_unenforced_timestamp_seconds") == \
+            dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC).timestamp()
+        # the cluster changes: the next scrape shows it, without anyone pushing
+        versions.append(_version(Revoked=("True", "Revoked")))
+        revocations[0]["status"]["conditions"][0].update(status="True", reason="Enforced")
+        revocations.pop()
+        assert value("modelhub_model_versions", condition="Revoked", status="True", reason="Revoked") == 2
+        assert value("modelhub_revocations_unenforced") == 0
+        assert value("modelhub_revocation_oldest_unenforced_timestamp_seconds") == 0
+
+        # a failing source keeps the last values; the scrape still works
+        def broken() -> list:
+            raise RuntimeError("dictionary changed size during iteration")
+
+        metrics.watch_versions(broken)
+        assert value("modelhub_model_versions", condition="Revoked", status="True", reason="Revoked") == 2
+    finally:
+        metrics.watch_versions(None)
+        metrics.watch_revocations(None)

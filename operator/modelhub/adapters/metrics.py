@@ -30,12 +30,18 @@ The default registry also carries prometheus_client's process (``process_*``), p
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "REGISTRY",
@@ -54,6 +60,9 @@ __all__ = [
     "set_serving_replicas",
     "set_unenforced_revocations",
     "set_versions_by_condition",
+    "unenforced_creation_times",
+    "watch_revocations",
+    "watch_versions",
 ]
 
 #: Label values outside these sets are recorded as OTHER, so no input can grow the number of series.
@@ -74,11 +83,6 @@ _ENFORCEMENT_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300)
 _RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-MODEL_VERSIONS = Gauge(
-    "modelhub_model_versions",
-    "ModelVersions by condition type, status and reason (each version counts once per condition type)",
-    ["condition", "status", "reason"],
-)
 VERIFICATIONS = Counter(
     "modelhub_signature_verifications_total",
     "Signature verifications by result reason (Verified, or the refusal/pending reason)",
@@ -93,11 +97,6 @@ ENFORCEMENT_SECONDS = Histogram(
     "modelhub_revocation_enforcement_seconds",
     "Seconds from a Revocation's creation to the last matching workload gone",
     buckets=_ENFORCEMENT_BUCKETS,
-)
-UNENFORCED = Gauge("modelhub_revocations_unenforced", "Revocations whose Enforced condition is not True")
-OLDEST_UNENFORCED = Gauge(
-    "modelhub_revocation_oldest_unenforced_timestamp_seconds",
-    "Creation time (Unix seconds) of the oldest Revocation not yet enforced; 0 when all are enforced",
 )
 TEARDOWNS = Counter(
     "modelhub_workloads_torn_down_total", "Workloads deleted because a Revocation covers them, by kind", ["kind"]
@@ -124,9 +123,67 @@ SERVING = Gauge("modelhub_serving_replicas", "Ready replicas serving", ["namespa
 # A single replica (no leader election) is the leader; leader election sets 0 while standing by.
 LEADER.set(1)
 
+
+class _StateCollector(Collector):
+    """The gauges that describe the whole cluster state: ModelVersions by condition, unenforced Revocations.
+
+    Either pushed (:func:`set_versions_by_condition`, :func:`set_unenforced_revocations`) or, better, pulled
+    at scrape time from a source the handlers register once (:func:`watch_versions`, :func:`watch_revocations`:
+    a callable returning the current objects, e.g. a snapshot of the watch cache), so no reconcile pays for a
+    recount. A source that raises keeps the last values (a scrape never fails because of it)."""
+
+    def __init__(self) -> None:
+        self.version_counts: dict[tuple[str, str, str], int] = {}
+        self.unenforced: list[float] = []
+        self.versions_source: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+        self.revocations_source: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families({}, []))
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            if self.versions_source is not None:
+                try:
+                    self.version_counts = count_versions_by_condition(list(self.versions_source()))
+                except Exception:  # noqa: BLE001 - keep the last counts
+                    log.debug("versions source failed", exc_info=True)
+            if self.revocations_source is not None:
+                try:
+                    self.unenforced = unenforced_creation_times(list(self.revocations_source()))
+                except Exception:  # noqa: BLE001
+                    log.debug("revocations source failed", exc_info=True)
+            counts, unenforced = dict(self.version_counts), list(self.unenforced)
+        return list(self._families(counts, unenforced))
+
+    @staticmethod
+    def _families(counts: Mapping[tuple[str, str, str], int], unenforced: list[float]) -> Iterable[Metric]:
+        versions = GaugeMetricFamily(
+            "modelhub_model_versions",
+            "ModelVersions by condition type, status and reason (each version counts once per condition type)",
+            labels=["condition", "status", "reason"],
+        )
+        for (ctype, status, reason), n in sorted(counts.items()):
+            versions.add_metric([_one_of(ctype, CONDITIONS), _one_of(status, STATUSES), _reason(reason)], n)
+        yield versions
+        yield GaugeMetricFamily(
+            "modelhub_revocations_unenforced", "Revocations whose Enforced condition is not True", value=len(unenforced)
+        )
+        yield GaugeMetricFamily(
+            "modelhub_revocation_oldest_unenforced_timestamp_seconds",
+            "Creation time (Unix seconds) of the oldest Revocation not yet enforced; 0 when all are enforced",
+            value=min(unenforced) if unenforced else 0,
+        )
+
+
+CLUSTER_STATE = _StateCollector()
+REGISTRY.register(CLUSTER_STATE)
+
 # --- legacy names (today's handlers use them) -------------------------------------------------------------
-#: ``modelhub_model_versions``; set it with :func:`set_versions_by_condition`.
-VERSIONS = MODEL_VERSIONS
+#: ``modelhub_model_versions`` is computed by CLUSTER_STATE; set it with :func:`set_versions_by_condition` or
+#: :func:`watch_versions`.
+VERSIONS = CLUSTER_STATE
 
 
 class _TornDown:
@@ -185,8 +242,35 @@ def set_unenforced_revocations(created: Iterable[float | str]) -> None:
             stamps.append(float(c) if not isinstance(c, str) else _parse_time(c).timestamp())
         except (TypeError, ValueError):
             continue
-    UNENFORCED.set(len(stamps))
-    OLDEST_UNENFORCED.set(min(stamps) if stamps else 0)
+    with CLUSTER_STATE._lock:
+        CLUSTER_STATE.unenforced = stamps
+
+
+def unenforced_creation_times(revocations: Iterable[Mapping[str, Any]]) -> list[float]:
+    """Creation times (Unix seconds) of the Revocations whose Enforced condition is not True (pure)."""
+    out = []
+    for r in revocations:
+        conds = (r.get("status") or {}).get("conditions") or []
+        if any(isinstance(c, Mapping) and c.get("type") == "Enforced" and c.get("status") == "True" for c in conds):
+            continue
+        try:
+            out.append(_parse_time((r.get("metadata") or {}).get("creationTimestamp") or "").timestamp())
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def watch_versions(source: Callable[[], Iterable[Mapping[str, Any]]] | None) -> None:
+    """Compute ``modelhub_model_versions`` at every scrape from ``source()`` (the current ModelVersion objects,
+    e.g. ``lambda: list(cache.values())``); None stops."""
+    with CLUSTER_STATE._lock:
+        CLUSTER_STATE.versions_source = source
+
+
+def watch_revocations(source: Callable[[], Iterable[Mapping[str, Any]]] | None) -> None:
+    """Compute the unenforced-Revocation gauges at every scrape from ``source()`` (the current Revocations)."""
+    with CLUSTER_STATE._lock:
+        CLUSTER_STATE.revocations_source = source
 
 
 def record_teardown(kind: str, count: int = 1) -> None:
@@ -257,9 +341,8 @@ def count_versions_by_condition(versions: Iterable[Mapping[str, Any]]) -> dict[t
 def set_versions_by_condition(counts: Mapping[tuple[str, str, str], int]) -> None:
     """Replace every ``modelhub_model_versions`` series with ``counts`` (see :func:`count_versions_by_condition`):
     a reason no version has any more disappears instead of lingering at its last value."""
-    MODEL_VERSIONS.clear()
-    for (ctype, status, reason), n in counts.items():
-        MODEL_VERSIONS.labels(_one_of(ctype, CONDITIONS), _one_of(status, STATUSES), _reason(reason)).set(n)
+    with CLUSTER_STATE._lock:
+        CLUSTER_STATE.version_counts = dict(counts)
 
 
 def _parse_time(text: str) -> dt.datetime:
