@@ -246,3 +246,16 @@ def test_versions_and_revocations_pulled_from_a_source_at_scrape_time() -> None:
     finally:
         metrics.watch_versions(None)
         metrics.watch_revocations(None)
+
+
+def test_reconcile_timer() -> None:
+    before = scrape()
+    with metrics.reconcile_timer("Revocation"):
+        pass
+    with pytest.raises(KeyError), metrics.reconcile_timer("Revocation"):
+        raise KeyError("boom")
+    after = scrape()
+    assert delta(before, after, "modelhub_reconcile_total", kind="Revocation", result="ok") == 1
+    assert delta(before, after, "modelhub_reconcile_total", kind="Revocation", result="error") == 1
+    assert delta(before, after, "modelhub_reconcile_errors_total", kind="Revocation") == 1
+    assert delta(before, after, "modelhub_reconcile_duration_seconds_count", kind="Revocation") == 2

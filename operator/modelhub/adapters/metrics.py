@@ -29,12 +29,14 @@ The default registry also carries prometheus_client's process (``process_*``), p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
 import threading
+import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
@@ -53,6 +55,7 @@ __all__ = [
     "record_rollout",
     "record_teardown",
     "record_verification",
+    "reconcile_timer",
     "record_webhook",
     "rollout_seconds",
     "serve",
@@ -286,6 +289,19 @@ def observe_reconcile(kind: str, seconds: float, error: bool = False) -> None:
     if error:
         RECONCILE_ERRORS.labels(k).inc()
     RECONCILE_SECONDS.labels(k).observe(max(0.0, float(seconds)))
+
+
+@contextlib.contextmanager
+def reconcile_timer(kind: str) -> Iterator[None]:
+    """``with reconcile_timer("Model"): ...`` records :func:`observe_reconcile` for the block: its duration, and
+    an error when it raises an Exception (a cancellation records nothing)."""
+    start = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        observe_reconcile(kind, time.perf_counter() - start, error=True)
+        raise
+    observe_reconcile(kind, time.perf_counter() - start)
 
 
 def queue_depth(n: int) -> None:
