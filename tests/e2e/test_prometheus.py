@@ -181,6 +181,24 @@ def test_alert_rules_load_and_evaluate_on_live_data(prometheus: Prometheus, scen
     assert states["ModelhubSeveralLeaders"] == "inactive"
 
 
+def test_every_dashboard_query_runs_on_live_data(prometheus: Prometheus, scenario: dict[str, str]) -> None:
+    """The Grafana panels' PromQL, with Grafana's variables substituted, as Grafana would send it."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "modelhub-dashboard.json").read_text())
+    subst = {"$__rate_interval": "1m", "$__range": "10m", "$job": JOB}
+    answered = {}
+    for panel in dashboard["panels"]:
+        for t in panel.get("targets") or []:
+            expr = t["expr"]
+            for var, val in subst.items():
+                expr = expr.replace(var, val)
+            answered[f"{panel['title']}/{t['refId']}"] = prometheus.query(expr)  # raises unless status=success
+    assert len(answered) >= 20
+    # panels fed by today's handlers show data after the rollout and the revocation
+    for title in ("Operators up/A", "Leaders/A", "Verification results/A", "Reconciles/A", "Operator memory/A",
+                  "Revocation latency/D"):
+        assert answered[title], title
+
+
 # --- series that appear once the handlers call the new recording functions ---------------------------------
 PENDING_WIRING = [
     (f"modelhub_rollout_duration_seconds_count{{{J}}} >= 1", "record_rollout"),
