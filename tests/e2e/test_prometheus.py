@@ -8,6 +8,7 @@ ports are free ones this module knows."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -62,6 +63,8 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def metrics_port(crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    if os.environ.get("MODELHUB_OPERATOR") == "external":
+        pytest.skip("starts its own operator process; a second one beside an external operator would fight it")
     port = free_port()
     log = tmp_path_factory.mktemp("operator") / "operator-prometheus.log"
     proc = start_operator(log, MODELHUB_METRICS_PORT=str(port), MODELHUB_WEBHOOK_PORT=str(free_port()))
