@@ -95,3 +95,11 @@ def test_panels_cover_what_platform_teams_watch() -> None:
             assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
             assert p["targets"], p["title"]
             assert re.fullmatch(r"[A-Z]", p["targets"][0]["refId"])
+
+
+def test_configmap_ships_the_same_json() -> None:
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "deploy" / "grafana" / "modelhub-dashboard-configmap.yaml").read_text())
+    assert doc["kind"] == "ConfigMap" and doc["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert doc["data"]["modelhub-dashboard.json"] == DASHBOARD.read_text()
