@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
 N ?= 100
 
-.PHONY: dev tools crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint \
+.PHONY: dev tools prometheus crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint \
         bench-verify bench-rollout bench-revocation clean
 
 $(BIN)/python:
@@ -22,6 +22,9 @@ dev: $(VENV)/.installed ## virtualenv with the operator and the test tools
 tools: ## build the pinned control-plane binaries into $(MODELHUB_CACHE)/bin (once per version)
 	hack/build-tools.sh etcd kube kwok helm
 
+prometheus: ## Debian's prometheus package: promtool and a server for the alert, dashboard and scrape tests
+	hack/install-prometheus.sh
+
 crds: dev ## regenerate crds/ from the pydantic API types
 	$(BIN)/python -m modelhub.api.crdgen --out crds
 
@@ -34,13 +37,13 @@ cluster-up: ## local control plane on 127.0.0.1 with fake GPU/CPU/edge nodes
 cluster-down: ## stop it and leave no process behind
 	hack/cluster.sh down
 
-test: dev tools ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
+test: dev tools prometheus ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/unit tests/e2e
 
-test-unit: dev
+test-unit: dev prometheus
 	$(BIN)/python -m pytest -q -ra tests/unit
 
-test-e2e: dev tools
+test-e2e: dev tools prometheus
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e
 
 demo: dev tools ## cluster up, CRDs, operator, sign -> verify -> roll out -> revoke

@@ -380,3 +380,35 @@ def test_the_schema_validator_sees_invalid_fixtures():
         if len(docs) == 1 and validate(docs[0], SCHEMAS[docs[0]["kind"]]):
             refused += 1
     assert refused >= 25
+
+
+# --- selectable fields (kubectl get --field-selector) ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("file", "paths"),
+    [
+        ("models.modelhub.dev.yaml", [".spec.card.task", ".spec.card.license", ".spec.card.owner"]),
+        ("modelversions.modelhub.dev.yaml", [".spec.model"]),
+    ],
+)
+def test_selectable_fields_are_scalar_schema_fields(file, paths):
+    crd = load_crds()[file]
+    (version,) = crd["spec"]["versions"]
+    assert [f["jsonPath"] for f in version["selectableFields"]] == paths
+    for path in paths:
+        node = schema_of(crd)
+        for part in path.lstrip(".").split("."):
+            node = node["properties"][part]
+        assert node["type"] == "string"
+
+
+def test_revocations_have_no_selectable_fields():
+    (version,) = load_crds()["revocations.modelhub.dev.yaml"]["spec"]["versions"]
+    assert "selectableFields" not in version
+
+
+def test_a_selectable_field_outside_the_schema_or_not_scalar_fails_generation():
+    schema = crdgen.openapi_schema(api.Model)
+    with pytest.raises(crdgen.SchemaError, match="not in the schema"):
+        crdgen._check_selectable(schema, ".spec.card.nope", "Model")
+    with pytest.raises(crdgen.SchemaError, match="not a scalar"):
+        crdgen._check_selectable(schema, ".spec.card", "Model")

@@ -211,6 +211,9 @@ class ResourceInfo:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ("modelhub",)
     printer_columns: tuple[PrinterColumn, ...] = field(default=())
+    #: JSON paths (``.spec.x``) that ``kubectl get --field-selector`` may filter on (the CRD's
+    #: ``selectableFields``); each must be a string, integer or boolean field of the schema.
+    selectable_fields: tuple[str, ...] = ()
     group: str = GROUP
     version: str = VERSION
 

@@ -188,6 +188,18 @@ def openapi_schema(resource: type[Resource]) -> dict[str, Any]:
     return _sorted(root)
 
 
+def _check_selectable(schema: dict[str, Any], path: str, kind: str) -> None:
+    """A selectable field must name a string, integer or boolean property (the API server refuses others)."""
+    node: dict[str, Any] = schema
+    for part in path.lstrip(".").split("."):
+        props = node.get("properties", {})
+        if part not in props:
+            raise SchemaError(f"{kind}: selectable field {path} is not in the schema")
+        node = props[part]
+    if node.get("type") not in ("string", "integer", "boolean"):
+        raise SchemaError(f"{kind}: selectable field {path} has type {node.get('type')}, not a scalar")
+
+
 def crd(resource: type[Resource]) -> dict[str, Any]:
     """The CustomResourceDefinition of ``resource`` as a dict."""
     info = resource.info
@@ -201,6 +213,19 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
         names["shortNames"] = list(info.short_names)
     if info.categories:
         names["categories"] = list(info.categories)
+    schema = openapi_schema(resource)
+    version: dict[str, Any] = {
+        "name": info.version,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": schema},
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [c.to_dict() for c in info.printer_columns],
+    }
+    if info.selectable_fields:
+        for path in info.selectable_fields:
+            _check_selectable(schema, path, info.kind)
+        version["selectableFields"] = [{"jsonPath": p} for p in info.selectable_fields]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -212,16 +237,7 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
             "group": info.group,
             "names": names,
             "scope": info.scope,
-            "versions": [
-                {
-                    "name": info.version,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": openapi_schema(resource)},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [c.to_dict() for c in info.printer_columns],
-                }
-            ],
+            "versions": [version],
         },
     }
 

@@ -265,6 +265,8 @@ class Model(Resource):
             condition_column("Ready", "Ready"),
             AGE_COLUMN,
         ),
+        # kubectl get models --field-selector spec.card.task=text-classification (a hub search)
+        selectable_fields=(".spec.card.task", ".spec.card.license", ".spec.card.owner"),
     )
     #: Root-level CEL: the name feeds a Service name and label values, which are DNS-1123 labels.
     root_validations: ClassVar[list[dict[str, Any]]] = [

@@ -365,6 +365,8 @@ class ModelVersion(Resource):
             ),
             AGE_COLUMN,
         ),
+        # kubectl get modelversions --field-selector spec.model=NAME
+        selectable_fields=(".spec.model",),
     )
     spec: ModelVersionSpec = Field(description="The desired state of the ModelVersion.")
     status: ModelVersionStatus | None = Field(default=None, description="The observed state, written by the operator.")

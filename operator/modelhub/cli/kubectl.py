@@ -6,6 +6,11 @@
     kubectl modelhub canary MODEL --stop                stop the canary
     kubectl modelhub rollback MODEL VERSION [-n NS]     make an older VERSION the stable version
     kubectl modelhub status [MODEL] [-n NS | -A]        versions and their conditions, as a compact table
+    kubectl modelhub revoke [NAME] --reason R MATCH...   create a Revocation, wait for Enforced, show the teardown
+        MATCH: --digest D, --key-fingerprint F, --public-key FILE, --model [NS/]NAME [--versions RANGE],
+               --dataset-digest D (each repeatable; a version matching any is revoked)
+    kubectl modelhub audit MODEL [-n NS] [-o json]      timeline: created, verified, approved, promoted, revoked,
+                                                        fell back (Events and status history)
 
 Every change goes through kubectl as the user, so the API server authenticates and authorises it and our
 admission webhooks see who made it. VERSION is a SemVer (`spec.version`) or the name of a ModelVersion. The kubectl
@@ -17,11 +22,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any
 
 from modelhub.api.semver import Version, compare, parse
@@ -50,13 +57,13 @@ def kubectl_bin() -> str:
     return found
 
 
-def kubectl(*args: str, namespace: str | None = None) -> str:
+def kubectl(*args: str, namespace: str | None = None, input: str | None = None) -> str:  # noqa: A002
     """Run kubectl; its stdout, or CommandError with its own error text."""
     cmd = [kubectl_bin(), *args]
     if namespace:
         cmd += ["-n", namespace]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60, input=input)
     except FileNotFoundError:
         raise CommandError(f"cannot run {cmd[0]}: not found (set KUBECTL or put kubectl on PATH)") from None
     except subprocess.TimeoutExpired:
@@ -322,6 +329,283 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- revoke -------------------------------------------------------------------------------------------------
+REVOCATION_KIND = "revocations.modelhub.dev"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def fingerprint_of(path: str) -> str:
+    """The key fingerprint (hex sha256 of the public key PEM, as `modelhub keygen` prints) of a PEM file."""
+    from modelhub.domain.signing import SignatureError, key_fingerprint
+
+    try:
+        with open(path, "rb") as fh:
+            pem = fh.read(64 * 1024 + 1)
+    except OSError as exc:
+        raise CommandError(f"cannot read public key {path}: {exc.strerror or exc}") from None
+    if len(pem) > 64 * 1024:
+        raise CommandError(f"{path} is larger than 64 KiB: not a public key PEM")
+    try:
+        return key_fingerprint(pem)
+    except (SignatureError, ValueError) as exc:
+        raise CommandError(f"{path} is not a usable public key: {getattr(exc, 'message', exc)}") from None
+
+
+def model_selector(text: str, versions: str | None) -> dict[str, Any]:
+    """`NS/NAME` (or `NAME`: the Model of that name in every namespace) and an optional version range."""
+    namespace, _, name = text.rpartition("/")
+    out: dict[str, Any] = {"name": name}
+    if namespace and namespace != "*":
+        out["namespace"] = namespace
+    if versions:
+        out["versions"] = versions
+    return out
+
+
+def revocation_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """The Revocation the flags describe, validated like the API server would (one clear error otherwise)."""
+    from modelhub.api.common import InvalidResource
+    from modelhub.api.revocation import RevocationSpec
+    from modelhub.api.types import parse_spec
+
+    fingerprints = list(args.key_fingerprint or []) + [fingerprint_of(p) for p in args.public_key or []]
+    if args.versions and not args.model:
+        raise CommandError("--versions needs --model NS/NAME (the range applies to the models given)")
+    match: dict[str, Any] = {}
+    if args.digest:
+        match["digests"] = list(dict.fromkeys(args.digest))
+    if fingerprints:
+        match["keyFingerprints"] = list(dict.fromkeys(f.lower() for f in fingerprints))
+    if args.model:
+        match["models"] = [model_selector(m, args.versions) for m in args.model]
+    if args.dataset_digest:
+        match["datasetDigests"] = list(dict.fromkeys(args.dataset_digest))
+    if not match:
+        raise CommandError(
+            "nothing to revoke: give --digest, --key-fingerprint, --public-key, --model or --dataset-digest"
+        )
+    spec = {"reason": args.reason, "match": match}
+    try:
+        parse_spec(RevocationSpec, spec)
+    except InvalidResource as exc:
+        raise CommandError(f"invalid revocation: {exc}") from None
+    name = args.name
+    if not name:
+        digest = hashlib.sha256(json.dumps(match, sort_keys=True).encode()).hexdigest()[:10]
+        name = f"revoke-{digest}"
+    return {"apiVersion": "modelhub.dev/v1alpha1", "kind": "Revocation", "metadata": {"name": name}, "spec": spec}
+
+
+class Progress:
+    """One status line on stderr while waiting: rewritten in place on a terminal, every 5 s otherwise."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.tty = sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.last_print = 0.0
+        self.shown = False
+
+    def update(self, state: str) -> None:
+        now = time.monotonic()
+        line = f"waiting for {self.what}: {state} ({now - self.start:.0f}s)"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line[:200])
+            sys.stderr.flush()
+            self.shown = True
+        elif now - self.last_print >= 5:
+            print(line, file=sys.stderr)
+            self.last_print = now
+
+    def done(self) -> None:
+        if self.tty and self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _enforced_state(obj: dict[str, Any]) -> str:
+    c = _cond(obj, "Enforced")
+    if c is None:
+        return "not yet seen by the operator"
+    return f"Enforced={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+
+
+def wait_enforced(name: str, timeout: float, interval: float = 0.5) -> dict[str, Any]:
+    progress = Progress(f"Revocation {name} to be enforced")
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            obj = get_json(REVOCATION_KIND, name)
+            c = _cond(obj, "Enforced")
+            gen = _meta(obj).get("generation")
+            observed = (obj.get("status") or {}).get("observedGeneration")
+            if c and c.get("status") == "True" and (gen is None or observed == gen):
+                return obj
+            if time.monotonic() >= deadline:
+                raise CommandError(
+                    f"Revocation {name} not enforced within {timeout:.0f}s: {_enforced_state(obj)}; "
+                    f"see `kubectl get revocation {name}` and the operator's log"
+                )
+            progress.update(_enforced_state(obj))
+            time.sleep(interval)
+    finally:
+        progress.done()
+
+
+def enforcement_report(obj: dict[str, Any]) -> list[str]:
+    st = obj.get("status") or {}
+    name = _meta(obj).get("name")
+    seconds = st.get("enforcementSeconds")
+    head = f"revocation.modelhub.dev/{name} enforced"
+    if seconds is not None:
+        head += f" in {seconds}s"
+    matched = st.get("matchedVersions", st.get("affectedTotal", 0)) or 0
+    head += f": {matched} version{'s' if matched != 1 else ''} revoked, {st.get('workloadsTornDown', 0)} " \
+            "workloads torn down"
+    lines = [head]
+    affected = st.get("affected") or []
+    for a in affected:
+        lines.append(f"  {a.get('namespace')}/{a.get('name')}  {a.get('model', '-')} {a.get('version', '-')}")
+    total = st.get("affectedTotal") or len(affected)
+    if total > len(affected):
+        lines.append(f"  ... and {total - len(affected)} more")
+    return lines
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    manifest = revocation_manifest(args)
+    name = manifest["metadata"]["name"]
+    if args.dry_run:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    try:
+        kubectl("create", "-f", "-", "-o", "name", input=json.dumps(manifest))
+        print(f"revocation.modelhub.dev/{name} created", file=sys.stderr if not args.no_wait else sys.stdout)
+    except CommandError as exc:
+        if "AlreadyExists" not in exc.message and "already exists" not in exc.message:
+            raise
+        existing = get_json(REVOCATION_KIND, name)
+        if _spec(existing).get("match") != manifest["spec"]["match"]:
+            raise CommandError(
+                f"Revocation {name} already exists with another match; choose another NAME"
+            ) from None
+        print(f"revocation.modelhub.dev/{name} already exists", file=sys.stderr if not args.no_wait else sys.stdout)
+    if args.no_wait:
+        return 0
+    obj = wait_enforced(name, args.timeout)
+    print("\n".join(enforcement_report(obj)))
+    return 0
+
+
+# --- audit --------------------------------------------------------------------------------------------------
+def _ts(text: Any) -> str:
+    """A sortable RFC 3339 UTC time (second precision), or '' when absent."""
+    if not text or not isinstance(text, str):
+        return ""
+    return text[:19] + "Z" if len(text) >= 19 else text
+
+
+def _who(record: Any) -> str | None:
+    if isinstance(record, dict):
+        return record.get("approvedBy") or record.get("by")
+    return None
+
+
+def audit_entries(model: dict[str, Any], versions: list[dict[str, Any]], events: list[dict[str, Any]],
+                  revocations: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The timeline of one Model (pure): entries {time, object, source, what}, oldest first.
+
+    Sources: the objects' creation, the ModelVersions' status (verification, approval, revocation), the Model's
+    status.history (promotions, rollbacks, fallbacks, canaries), Revocations covering its versions, and the
+    events.k8s.io Events regarding the Model or its ModelVersions."""
+    mname = _meta(model).get("name")
+    ns = _meta(model).get("namespace")
+    out: list[dict[str, str]] = []
+
+    rank: dict[int, int] = {}  # within one second: creations, then status, history, enforcement, Events
+
+    def add(time_: Any, obj: str, source: str, what: str, order: int = 1) -> None:
+        out.append({"time": _ts(time_), "object": obj, "source": source, "what": _one_line(what)[:300]})
+        rank[id(out[-1])] = order
+
+    add(_meta(model).get("creationTimestamp"), f"model/{mname}", "created", "Model created", 0)
+    names = set()
+    for v in versions:
+        vname = _meta(v).get("name")
+        names.add(vname)
+        obj = f"modelversion/{vname}"
+        st = v.get("status") or {}
+        add(_meta(v).get("creationTimestamp"), obj, "created", f"version {_spec(v).get('version')} created", 0)
+        sv = _cond(v, "SignatureVerified")
+        if sv:
+            verified = st.get("verified") or {}
+            if sv.get("status") == "True":
+                what = f"signature verified: key {verified.get('keyName')} ({str(verified.get('keyFingerprint'))[:16]}…)"
+            else:
+                what = f"signature not verified ({sv.get('reason')}): {sv.get('message')}"
+            add(verified.get("verifiedAt") or sv.get("lastTransitionTime"), obj, "status", what)
+        approval = st.get("approval")
+        if isinstance(approval, dict) and approval.get("approvedAt"):
+            add(approval.get("approvedAt"), obj, "status", f"approved by {_who(approval)}")
+        revocation = st.get("revocation")
+        if isinstance(revocation, dict):
+            add(revocation.get("at"), obj, "status",
+                f"revoked by Revocation {revocation.get('name')}: {revocation.get('reason')}")
+    for h in (model.get("status") or {}).get("history") or []:
+        if not isinstance(h, dict):
+            continue
+        served = f"stable {h.get('stable') or 'none'}"
+        if h.get("canary"):
+            served += f", canary {h['canary']} at {h.get('canaryWeight', 0)}%"
+        add(h.get("at"), f"model/{mname}", "history", f"{h.get('reason', 'Changed')}: {served}", 2)
+    for r in revocations:
+        st = r.get("status") or {}
+        mine = [a for a in st.get("affected") or [] if a.get("namespace") == ns and a.get("name") in names]
+        if not mine:
+            continue
+        rname = _meta(r).get("name")
+        covered = ", ".join(f"{a.get('version') or a.get('name')}" for a in mine)
+        add(_meta(r).get("creationTimestamp"), f"revocation/{rname}", "revocation",
+            f"created: {_spec(r).get('reason')} (covers {covered})", 0)
+        if st.get("enforcedAt"):
+            add(st["enforcedAt"], f"revocation/{rname}", "revocation",
+                f"enforced in {st.get('enforcementSeconds')}s: {st.get('workloadsTornDown', 0)} workloads torn down", 2)
+    for e in events:
+        regarding = e.get("regarding") or e.get("involvedObject") or {}
+        kind, name = regarding.get("kind"), regarding.get("name")
+        if not ((kind == "Model" and name == mname) or (kind == "ModelVersion" and name in names)):
+            continue
+        when = (e.get("eventTime") or e.get("deprecatedLastTimestamp") or e.get("lastTimestamp")
+                or _meta(e).get("creationTimestamp"))
+        note = e.get("note") or e.get("message") or ""
+        add(when, f"{kind.lower()}/{name}", "event", f"{e.get('type', 'Normal')} {e.get('reason')}: {note}", 3)
+    out.sort(key=lambda x: (x["time"], rank[id(x)]))
+    return out
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    ns = args.namespace
+    model = get_model(args.model, ns)
+    ns = _meta(model).get("namespace") or ns
+    versions = versions_of(args.model, ns)
+    events = get_json("events.events.k8s.io", namespace=ns).get("items") or []
+    try:
+        revocations = get_json(REVOCATION_KIND).get("items") or []
+    except CommandError:
+        revocations = []  # no right to list the cluster's Revocations: the versions' status still shows them
+    entries = audit_entries(model, versions, events, revocations)
+    if args.output == "json":
+        print(json.dumps(entries, indent=2))
+        return 0
+    rows = [["TIME", "OBJECT", "SOURCE", "WHAT"]] + [[e["time"] or "-", e["object"], e["source"], e["what"]]
+                                                     for e in entries]
+    print(_table(rows))
+    return 0
+
+
 # --- registration -------------------------------------------------------------------------------------------
 def _weight(text: str) -> int:
     try:
@@ -338,8 +622,14 @@ def _run(fn: Any) -> Any:
         try:
             return int(fn(args) or 0)
         except CommandError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
+            print(f"error: {_one_line(exc.message)}", file=sys.stderr)
             return exc.code or 1
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except (OSError, ValueError) as exc:  # anything else a command meets: still one line, no traceback
+            print(f"error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+            return 1
 
     return wrapped
 
@@ -378,3 +668,25 @@ def register(subparsers: Any) -> None:
     ns_flag(p)
     p.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
     p.set_defaults(func=_run(cmd_status))
+
+    p = subparsers.add_parser(
+        "revoke", help="revoke artifacts cluster-wide (a Revocation), wait until enforced, show the teardown"
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="the Revocation's name (default: from the match)")
+    p.add_argument("--reason", required=True, help="why (shown on every revoked ModelVersion)")
+    p.add_argument("--digest", action="append", metavar="sha256:HEX", help="an artifact digest")
+    p.add_argument("--key-fingerprint", action="append", metavar="HEX", help="a signing key's fingerprint")
+    p.add_argument("--public-key", action="append", metavar="FILE", help="a signing key's public PEM file")
+    p.add_argument("--model", action="append", metavar="[NS/]NAME", help="a Model (every namespace without NS/)")
+    p.add_argument("--versions", metavar="RANGE", help="version range of the --model(s), e.g. '>=1.2.0,<1.3.1'")
+    p.add_argument("--dataset-digest", action="append", metavar="sha256:HEX", help="a training dataset digest")
+    p.add_argument("--no-wait", action="store_true", help="create the Revocation and return")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for Enforced (default 300)")
+    p.add_argument("--dry-run", action="store_true", help="print the Revocation, create nothing")
+    p.set_defaults(func=_run(cmd_revoke))
+
+    p = subparsers.add_parser("audit", help="timeline of a Model: who approved, what was promoted, revoked, when")
+    p.add_argument("model", metavar="MODEL")
+    ns_flag(p)
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.set_defaults(func=_run(cmd_audit))

@@ -251,6 +251,7 @@ class VersionPlan:
     events: list[Event]
     requeue: float | None
     conditions_changed: bool  # the Model's rollout reads them: reconcile the Model too
+    became_available: bool = False  # Available turned True now (the rollout duration ends here)
 
 
 def plan_version(
@@ -282,4 +283,6 @@ def plan_version(
         events=version_events(old_conditions, status["conditions"]),
         requeue=delay,
         conditions_changed=old_conditions != status["conditions"],
+        became_available=(get_condition(status["conditions"], C.AVAILABLE) or {}).get("status") == C.TRUE
+        and (get_condition(old_conditions, C.AVAILABLE) or {}).get("status") != C.TRUE,
     )

@@ -8,14 +8,35 @@ the webhook being up. Decisions are in modelhub.domain (approval, admission); th
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from modelhub import GROUP, VERSION
+from modelhub.adapters import metrics
 from modelhub.domain import admission as decide
 from modelhub.domain import approval as approval_domain
 from modelhub.handlers.reconciler import Reconciler
+
+
+def _recorded(webhook: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Count each request of a webhook by result: allowed, denied (an admission refusal), error."""
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def inner(**kwargs: Any) -> None:
+            try:
+                fn(**kwargs)
+            except kopf.AdmissionError:
+                metrics.record_webhook(webhook, "denied")
+                raise
+            except Exception:
+                metrics.record_webhook(webhook, "error")
+                raise
+            metrics.record_webhook(webhook, "allowed")
+        return inner
+    return wrap
 
 
 def _reconciler(memo: kopf.Memo) -> Reconciler | None:
@@ -25,6 +46,7 @@ def _reconciler(memo: kopf.Memo) -> Reconciler | None:
 
 @kopf.on.mutate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="approval",
                 ignore_failures=True)
+@_recorded("approval")
 def seal_approval(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     r = _reconciler(memo)
     if r is None:
@@ -43,6 +65,7 @@ def seal_approval(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwar
 
 @kopf.on.validate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="no-resurrection",
                   ignore_failures=True)
+@_recorded("no-resurrection")
 def refuse_revoked_version(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     r = _reconciler(memo)
     if r is None:
@@ -55,6 +78,7 @@ def refuse_revoked_version(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -
 
 @kopf.on.validate(GROUP, VERSION, "models", operations=["CREATE", "UPDATE"], id="no-revoked-promotion",
                   ignore_failures=True)
+@_recorded("no-revoked-promotion")
 def refuse_revoked_promotion(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     r = _reconciler(memo)
     if r is None:

@@ -105,7 +105,7 @@ class ModelReconciler:
                 return None
             raise
         for s in plan.serving:
-            metrics.SERVING.labels(namespace, name, s["version"], s["role"]).set(s["readyReplicas"])
+            metrics.set_serving_replicas(namespace, name, s["version"], s["role"], s["readyReplicas"])
         await write_status(ctx, "Model", model, plan.status)
         ctx.events.record(model, plan.events, "Rollout")
         for v in plan.refresh_versions:

@@ -71,13 +71,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     await asyncio.sleep(0)  # deliver the listed Deployments to the cache
     watches.start()
     metrics.serve(app.metrics_port)
+    metrics.watch_versions(lambda: ctx.cache.all("ModelVersion"))
+    metrics.watch_revocations(lambda: ctx.cache.all("Revocation"))
     queue = reconciler.start()
     memo["reconciler"], memo["watches"] = reconciler, watches
     if app.leader_election:
         # Standby until the Lease is ours: watches and caches stay warm, nothing reconciles.
         queue.leading.clear()
+        metrics.set_leader(False)
         elector = LeaderElector(kube, namespace=app.namespace, name=app.lease_name, identity=default_identity(),
-                                clock=ctx.clock, duration=app.lease_seconds,
+                                clock=ctx.clock, duration=app.lease_seconds, on_change=metrics.set_leader,
                                 renew_deadline=app.lease_seconds * 0.8, retry=max(1.0, app.lease_seconds / 5))
         elector.leading = queue.leading
         await elector.try_once()

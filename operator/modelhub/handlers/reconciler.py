@@ -36,13 +36,8 @@ class Reconciler:
 
     async def dispatch(self, key: Key) -> float | None:
         kind, namespace, name = key
-        try:
-            result = await self._by_kind[kind](namespace, name)
-        except Exception:
-            metrics.RECONCILES.labels(kind, "error").inc()
-            raise
-        metrics.RECONCILES.labels(kind, "ok").inc()
-        return result  # type: ignore[no-any-return]
+        with metrics.reconcile_timer(kind):
+            return await self._by_kind[kind](namespace, name)  # type: ignore[no-any-return]
 
     def prime(self, objects: dict[str, list[dict[str, Any]]]) -> None:
         """Fill the cache, the indexes and the routes from one listing of the cluster, before the first reconcile.

@@ -86,7 +86,11 @@ class RevocationReconciler:
                     ctx.tearing.discard((ns, name))
             return bool(gone)
 
-        return sum(await asyncio.gather(*(one(*ref) for ref in workloads)))
+        results = await asyncio.gather(*(one(*ref) for ref in workloads))
+        for kind in {ref[0] for ref in workloads}:
+            metrics.record_teardown(kind, sum(1 for ref, gone in zip(workloads, results, strict=True)
+                                              if gone and ref[0] == kind))
+        return sum(results)
 
     async def reconcile(self, namespace: str, name: str) -> float | None:  # noqa: ARG002 - cluster-scoped
         ctx = self.ctx
@@ -111,7 +115,6 @@ class RevocationReconciler:
             finally:
                 if ctx.queue is not None:
                     ctx.queue.release()
-            metrics.TORN_DOWN.inc(deleted)
             rev = ctx.cache.get("Revocation", "", name) or rev
             failpoints.hit("revocation.after-delete")
         remaining = [t for t in targets if ctx.cache.get(*t) is not None]
@@ -121,7 +124,7 @@ class RevocationReconciler:
             digests=[ctx.index.facts[k].digest for k in matched],
         )
         if seconds is not None:
-            metrics.ENFORCEMENT_SECONDS.observe(seconds)
+            metrics.record_enforcement(seconds)
         await write_status(ctx, "Revocation", rev, status)
         failpoints.hit("revocation.after-status")
         # Versions: mark them Revoked; Models: fall back. (Their reconcilers refuse the revoked versions.)

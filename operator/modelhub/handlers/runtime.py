@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelhub.adapters import metrics
 from modelhub.domain.requeue import failure_backoff
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class WorkQueue:
         self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
         self._seq = 0
         self._queued: set[Key] = set()
+        self._since: dict[Key, float] = {}  # when each queued key became due
         self._active: set[Key] = set()
         self._dirty: set[Key] = set()
         self._failures: dict[Key, int] = {}
@@ -117,6 +119,7 @@ class WorkQueue:
         if key in self._queued:
             return
         self._queued.add(key)
+        self._since[key] = time.monotonic()
         self.idle.clear()
         self._seq += 1
         self._queue.put_nowait((0 if key[0] == "Revocation" else 1, self._seq, key))
@@ -153,6 +156,8 @@ class WorkQueue:
             self._queued.discard(key)
             self._active.add(key)
             started = time.monotonic()
+            metrics.observe_queue_wait(started - self._since.pop(key, started))
+            metrics.queue_depth(len(self._queued))
             requeue: float | None = None
             try:
                 requeue = await self._reconcile(key)

@@ -47,7 +47,7 @@ class VersionReconciler:
             result = vdomain.verification_of(verify_bundle(bundle, roots.keys, trusted_cas=roots.cas), pinned)
         except SignatureError as exc:
             result = vdomain.Verification(False, exc.reason, exc.message)
-        metrics.VERIFICATIONS.labels(result.reason).inc()
+        metrics.record_verification(result.reason)
         if len(self.ctx.verify_cache) > 10_000:
             self.ctx.verify_cache.clear()
         self.ctx.verify_cache[cache_key] = result
@@ -131,6 +131,10 @@ class VersionReconciler:
             approval=self.approval(obj), revoked=revoked, workload=await self.workload(obj),
         )
         # write
+        if plan.became_available:
+            seconds = metrics.rollout_seconds(_meta(obj).get("creationTimestamp") or "", now)
+            if seconds is not None:
+                metrics.record_rollout(seconds)
         if revoked:
             failpoints.hit("version.before-revoked-status")
         await write_status(self.ctx, "ModelVersion", obj, plan.status)
