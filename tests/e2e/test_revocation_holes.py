@@ -122,9 +122,15 @@ def test_late_link_a_version_tying_a_revoked_dataset_to_a_running_workload(
     assert get("statefulset", "third-party", ns) is not None  # nothing links it yet
     keyring(ns, "keys", {"release.pub": key})
     apply(model_manifest("late", ["keys"]), ns)
-    apply(version_manifest("late-1-0-0", "late", "1.0.0", signed,
-                           lineage={"datasets": [{"name": "crawl", "uri": "s3://d/crawl", "digest": dataset}]}), ns)
+    # The version is refused (the Revocation covers it by its dataset), and the link it declares is enforced:
+    # the running workload with its artifact goes.
+    proc = apply(version_manifest("late-1-0-0", "late", "1.0.0", signed,
+                                  lineage={"datasets": [{"name": "crawl", "uri": "s3://d/crawl", "digest": dataset}]}),
+                 ns, check=False)
+    assert proc.returncode != 0 and "dataset digest" in proc.stderr, proc.stderr
     wait_for(lambda: get("statefulset", "third-party", ns) is None, 20, what="the linked workload torn down")
+    rev = get("revocation", revocations[-1])
+    assert signed.digest in rev["status"]["revokedDigests"]
 
 
 def test_an_artifact_revoked_by_key_is_refused_under_a_new_name(
@@ -195,7 +201,7 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_after_sigkill(
 # --- API server restarts ---------------------------------------------------------------------------------------
 def restart_apiserver() -> None:
     """Kill kube-apiserver (not etcd) and start it again with the same command line, as kwokctl ran it."""
-    pid = subprocess.run(["pgrep", "-f", "kube-apiserver-.*--etcd-servers"], capture_output=True,
+    pid = subprocess.run(["pgrep", "-f", "bin/kube-apiserver .*--etcd-servers"], capture_output=True,
                          text=True).stdout.split()
     mine = [p for p in pid if os.environ.get("KUBECONFIG", "") and _same_cluster(p)]
     assert mine, f"no kube-apiserver of this cluster among {pid}"

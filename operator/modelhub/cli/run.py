@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,6 +19,9 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
 
     import modelhub.handlers.operator  # noqa: F401 - registers the handlers
+
+    if os.environ.get("MODELHUB_WEBHOOKS", "1") != "0":
+        import modelhub.handlers.admission  # noqa: F401 - registers the webhooks (kopf needs a server for them)
 
     kopf.configure(verbose=args.verbose)
     logging.getLogger("modelhub").setLevel(logging.DEBUG if args.verbose else logging.INFO)

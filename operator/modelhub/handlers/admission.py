@@ -71,9 +71,10 @@ def refuse_revoked_version(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -
     if r is None:
         return  # fail open while starting: the reconcilers refuse revoked versions too
     ctx = r.ctx
-    why = decide.refuse_version(dict(body), kwargs.get("old"), kwargs.get("operation"), ctx.live_revocations())
-    if why:
-        raise kopf.AdmissionError(why, code=403)
+    refusal = decide.version_refusal(dict(body), kwargs.get("old"), kwargs.get("operation"), ctx.live_revocations())
+    if refusal:
+        r.refused(refusal.revocation, refusal.digest)
+        raise kopf.AdmissionError(refusal.message, code=403)
 
 
 @kopf.on.validate(GROUP, VERSION, "models", operations=["CREATE", "UPDATE"], id="no-revoked-promotion",

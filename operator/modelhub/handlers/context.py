@@ -43,6 +43,7 @@ class Settings:
     metrics_port: int = 8000
     teardown_concurrency: int = 32
     workers: int = 16
+    revocation_workers: int = 4
     event_concurrency: int = 8
     resync_seconds: float = 180.0
     leader_election: bool = True
@@ -63,6 +64,7 @@ class Settings:
             metrics_port=int(e.get("MODELHUB_METRICS_PORT", d.metrics_port)),
             teardown_concurrency=int(e.get("MODELHUB_TEARDOWN_CONCURRENCY", d.teardown_concurrency)),
             workers=int(e.get("MODELHUB_WORKERS", d.workers)),
+            revocation_workers=int(e.get("MODELHUB_REVOCATION_WORKERS", d.revocation_workers)),
             resync_seconds=float(e.get("MODELHUB_RESYNC_SECONDS", d.resync_seconds)),
             leader_election=e.get("MODELHUB_LEADER_ELECTION", "1") != "0",
             lease_name=e.get("MODELHUB_LEASE_NAME", d.lease_name),
@@ -208,6 +210,10 @@ class Context:
     verify_cache: dict[tuple[str, ...], object] = field(default_factory=dict)
     # Deployments our teardown is deleting: their watch echoes trigger nothing until their DELETED event.
     tearing: set[tuple[str, str]] = field(default_factory=set)
+    # Artifact digests tied to a Revocation by a refused ModelVersion (a late link), by Revocation name.
+    late_digests: dict[str, set[str]] = field(default_factory=dict)
+    # Workloads our teardown deleted lately: their dependents are the garbage collector's (bounded).
+    recently_deleted: dict[tuple[str, str, str], None] = field(default_factory=dict)
     # (uid, annotation value) of workloads already warned about a malformed digest (bounded).
     warned: dict[tuple[str, str], None] = field(default_factory=dict)
     teardown_pool: concurrent.futures.Executor | None = None

@@ -18,7 +18,6 @@ from modelhub import GROUP, VERSION
 from modelhub.adapters import metrics
 from modelhub.adapters.certs import self_signed
 from modelhub.adapters.kube import Kube
-from modelhub.handlers import admission  # noqa: F401 - registers the webhooks
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.leader import LeaderElector, default_identity
 from modelhub.handlers.reconciler import KINDS, Reconciler

@@ -29,6 +29,7 @@ class Reconciler:
         self.versions = VersionReconciler(ctx, self.router.facts_changed)
         self.revocations = RevocationReconciler(ctx)
         self._resync: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._by_kind: dict[str, Callable[[str, str], Any]] = {
             "Model": self.models.reconcile, "ModelVersion": self.versions.reconcile,
             "Revocation": self.revocations.reconcile,
@@ -51,7 +52,9 @@ class Reconciler:
                 route[kind]("ADDED", obj)
 
     def start(self) -> WorkQueue:
-        queue = WorkQueue(self.dispatch, workers=self.ctx.settings.workers)
+        queue = WorkQueue(self.dispatch, workers=self.ctx.settings.workers,
+                          revocation_workers=self.ctx.settings.revocation_workers)
+        self.loop = asyncio.get_running_loop()
         self.ctx.queue = queue
         queue.start()
         self._resync = asyncio.create_task(self.resync_forever())
@@ -61,6 +64,13 @@ class Reconciler:
         for m in self.ctx.cache.all("Model"):
             self.ctx.enqueue("Model", m["metadata"]["namespace"], m["metadata"]["name"])
         return queue
+
+    def refused(self, revocation: str, digest: str) -> None:
+        """Admission refused a ModelVersion that a Revocation covers: its artifact digest is a late link (a
+        dataset or model rule that now names a digest), so workloads already serving it go too. Thread-safe
+        (the webhooks run in worker threads)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.router.late_link, revocation, digest)
 
     async def resync_forever(self) -> None:
         """Every `resync_seconds`, every live Revocation looks again (a safety net under the routing)."""

@@ -40,6 +40,7 @@ class RevocationReconciler:
         digests = {rdomain.normalize_digest(d) for d in match.get("digests") or [] if isinstance(d, str)}
         digests |= {rdomain.normalize_digest(d) for d in (rev.get("status") or {}).get("revokedDigests") or []
                     if isinstance(d, str)}
+        digests |= self.ctx.late_digests.get(_meta(rev)["name"], set())
         for key in self.ctx.index.match(match):
             digests.add(self.ctx.index.facts[key].digest)
         return {d for d in digests if d}
@@ -56,6 +57,8 @@ class RevocationReconciler:
 
     def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """An owner's metadata: from the cache when it is watched (declares an artifact), else from the API."""
+        if (kind, namespace, name) in self.ctx.recently_deleted:
+            return None  # we deleted it: what it controls is the garbage collector's
         cached = self.ctx.cache.get(kind, namespace, name)
         if cached is not None:
             return _meta(cached)
@@ -80,6 +83,9 @@ class RevocationReconciler:
             gone = await loop.run_in_executor(ctx.teardown_pool, ctx.kube.delete_workload, kind, ns, name)
             failpoints.hit("revocation.mid-delete")
             ctx.cache.drop(kind, ns, name)
+            if len(ctx.recently_deleted) > 100_000:
+                ctx.recently_deleted.clear()
+            ctx.recently_deleted[(kind, ns, name)] = None
             if kind == "Deployment":
                 ctx.applied_generation.pop((ns, name), None)
                 if not gone:  # already gone: no DELETED echo will end the suppression
@@ -121,7 +127,7 @@ class RevocationReconciler:
         status, seconds = rdomain.enforcement_status(
             rev.get("status") or {}, generation=gen, matched=[ctx.index.facts[k] for k in matched],
             remaining=len(remaining), created=_meta(rev)["creationTimestamp"], now=ctx.clock(),
-            digests=[ctx.index.facts[k].digest for k in matched],
+            digests=digests,
         )
         if seconds is not None:
             metrics.record_enforcement(seconds)

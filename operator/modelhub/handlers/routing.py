@@ -121,6 +121,14 @@ class Router:
                 if hit:
                     self.ctx.enqueue("Revocation", "", _meta(dict(hit[0]))["name"])
 
+    def late_link(self, revocation: str, digest: str) -> None:
+        d = rdomain.normalize_digest(digest)
+        if d and revocation:
+            links = self.ctx.late_digests.setdefault(revocation, set())
+            if d not in links and len(links) < 10_000:
+                links.add(d)
+                self.ctx.enqueue("Revocation", "", revocation)
+
     def resync(self) -> None:
         """The safety net: every live Revocation looks again."""
         for rev in self.ctx.live_revocations():

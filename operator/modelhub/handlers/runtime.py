@@ -79,12 +79,17 @@ class Cache:
 
 
 class WorkQueue:
-    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 16) -> None:
+    """Keys to reconcile, two lanes: Revocations have workers of their own that no other work can take, and
+    routine reconciles (Models, ModelVersions) wait while any Revocation is queued or running, so enforcement
+    never waits behind a backlog and a Model never races a teardown over the same Deployments."""
+
+    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 16,
+                 revocation_workers: int = 4) -> None:
         self._reconcile = reconcile
         self._workers = workers
-        # Revocations first: enforcement must not wait behind a backlog of routine reconciles.
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
-        self._seq = 0
+        self._revocation_workers = revocation_workers
+        self._routine: asyncio.Queue[Key] = asyncio.Queue()
+        self._revocation: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
         self._since: dict[Key, float] = {}  # when each queued key became due
         self._active: set[Key] = set()
@@ -93,8 +98,8 @@ class WorkQueue:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()
-        # Cleared while a Revocation tears workloads down: routine reconciles wait, so the deletes get the API
-        # server (and this process) to themselves.
+        # Cleared while a Revocation tears workloads down: routine work (and Events) wait, so the deletes get the
+        # API server (and this process) to themselves.
         self.open = asyncio.Event()
         self.open.set()
         self._holds = 0
@@ -102,6 +107,14 @@ class WorkQueue:
         # but reconciles nothing.
         self.leading = asyncio.Event()
         self.leading.set()
+        # Set while no Revocation is queued or being reconciled.
+        self.no_revocations = asyncio.Event()
+        self.no_revocations.set()
+        self._revocations = 0
+
+    @staticmethod
+    def _is_revocation(key: Key) -> bool:
+        return key[0] == "Revocation"
 
     def add(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
@@ -121,12 +134,19 @@ class WorkQueue:
         self._queued.add(key)
         self._since[key] = time.monotonic()
         self.idle.clear()
-        self._seq += 1
-        self._queue.put_nowait((0 if key[0] == "Revocation" else 1, self._seq, key))
+        if self._is_revocation(key):
+            self._revocations += 1
+            self.no_revocations.clear()
+            self._revocation.put_nowait(key)
+        else:
+            self._routine.put_nowait(key)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
         self.add(key)
+
+    def depth(self) -> int:
+        return len(self._queued)
 
     def hold(self) -> None:
         self._holds += 1
@@ -139,7 +159,9 @@ class WorkQueue:
 
     def start(self) -> None:
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._work(i)) for i in range(self._workers)]
+            self._tasks = [asyncio.create_task(self._work(self._revocation, True))
+                           for _ in range(self._revocation_workers)]
+            self._tasks += [asyncio.create_task(self._work(self._routine, False)) for _ in range(self._workers)]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -147,12 +169,13 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def _work(self, _: int) -> None:
+    async def _work(self, lane: asyncio.Queue[Key], revocations: bool) -> None:
         while True:
-            _, _, key = await self._queue.get()
-            await self.leading.wait()
-            if key[0] != "Revocation":
+            await self.leading.wait()  # a standby takes nothing off its queue
+            if not revocations:
+                await self.no_revocations.wait()
                 await self.open.wait()
+            key = await lane.get()
             self._queued.discard(key)
             self._active.add(key)
             started = time.monotonic()
@@ -171,6 +194,10 @@ class WorkQueue:
                 log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, n, requeue)
             finally:
                 self._active.discard(key)
+                if revocations:
+                    self._revocations -= 1
+                    if not self._revocations:
+                        self.no_revocations.set()
                 log.debug("reconciled %s in %.3fs", key, time.monotonic() - started)
             if key in self._dirty:
                 self._dirty.discard(key)
