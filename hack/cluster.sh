@@ -57,16 +57,30 @@ up_kwok() {
     "$here/real-node.sh" net-up
     # Webhooks and aggregated APIs are called at a Service's endpoint (a pod IP on the bridge): there is no kube-proxy.
     extra+=(--extra-args "kube-apiserver=enable-aggregator-routing=true")
+    # logs and exec reach the kubelet at the node's InternalIP (its hostname resolves nowhere).
+    extra+=(--extra-args "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname")
+    # ... and authenticate to it (the kubelet refuses anonymous calls) with kwokctl's admin certificate.
+    extra+=(--extra-args "kube-apiserver=kubelet-client-certificate=$KWOK_WORKDIR/clusters/$name/pki/admin.crt")
+    extra+=(--extra-args "kube-apiserver=kubelet-client-key=$KWOK_WORKDIR/clusters/$name/pki/admin.key")
   fi
+  # In-cluster clients call the kubernetes Service's ClusterIP (10.0.0.1): the serving certificate must name it.
+  cat >"$state/kwokctl.yaml" <<'YAML'
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  kubeApiserverCertSANs: ["10.0.0.1"]
+YAML
   # A stale cluster from a dead session: remove it first.
   "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true
+  # kwokctl 0.8.0 files an --extra-args under its component by the position of that component's first one: each
+  # component's first --extra-args must come in the order of first appearance (apiserver at 0, kwok-controller at 1).
   log "starting kube-apiserver, etcd, controller-manager, scheduler and kwok on 127.0.0.1"
-  "$bin/kwokctl-$KWOK_VERSION" create cluster --name "$name" --runtime binary \
+  "$bin/kwokctl-$KWOK_VERSION" --config "$state/kwokctl.yaml" create cluster --name "$name" --runtime binary \
     --kubeconfig "$kubeconfig" \
     --kube-apiserver-port "${MODELHUB_APISERVER_PORT:-0}" \
     --extra-args "kube-apiserver=advertise-address=127.0.0.1" \
-    --extra-args "kube-apiserver=service-cluster-ip-range=10.0.0.0/16" \
     --extra-args "kwok-controller=manage-all-nodes=false" \
+    --extra-args "kube-apiserver=service-cluster-ip-range=10.0.0.0/16" \
     --extra-args "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake" \
     "${extra[@]}" \
     --disable-qps-limits \

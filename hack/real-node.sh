@@ -129,6 +129,7 @@ authentication:
 authorization: {mode: Webhook}
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
+podLogsDir: $state/pod-logs
 maxPods: 30
 serializeImagePulls: false
 imageGCHighThresholdPercent: 95
@@ -284,12 +285,31 @@ for ns in json.load(sys.stdin).get("Spec",{}).get("linux",{}).get("namespaces",[
   iptables-save 2>/dev/null | awk -v c="$comment" '
     /^\*/ {t=substr($0,2)} $0 ~ "--comment \"?" c "\"? " && /^-A / {sub(/^-A /, "-D "); print t " " $0}' \
     | while read -r table rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
+  kubelet_chains
   local c
   for c in /sys/fs/cgroup/*/modelhub-"$name"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
   rm -rf "$run" "$state"
   log "$node removed"
+}
+
+# The kubelet's own chains (a canary it watches for iptables flushes, a hint for kube-proxy, and KUBE-FIREWALL, which
+# drops outside packets to 127.0.0.0/8). They are shared by every kubelet on the host: removed when none is left.
+kubelet_chains() {
+  if pgrep -f "kubelet-[0-9.]* --config" >/dev/null 2>&1; then return 0; fi
+  local ipt
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null || continue
+    "$ipt" -t filter -D INPUT -j KUBE-FIREWALL 2>/dev/null || true
+    "$ipt" -t filter -D OUTPUT -j KUBE-FIREWALL 2>/dev/null || true
+    local t ch
+    for t in filter nat mangle; do
+      for ch in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        "$ipt" -t "$t" -F "$ch" 2>/dev/null && "$ipt" -t "$t" -X "$ch" 2>/dev/null || true
+      done
+    done
+  done
 }
 
 case "${1:-}" in
