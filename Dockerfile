@@ -37,6 +37,9 @@ FROM python
 COPY --from=build /opt/modelhub /opt/modelhub
 ENV PATH=/opt/modelhub/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
+# A named user: kopf (getpass) and other tools look the uid up.
+RUN groupadd --system --gid 65532 modelhub \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin modelhub
 USER 65532:65532
 WORKDIR /tmp
 ENTRYPOINT ["modelhub"]

@@ -95,6 +95,9 @@ build() {
 
 load() {
   build
+  if ! "$here/real-node.sh" running; then
+    log "no real node runs: the images go into it when it starts (hack/cluster.sh up)"; return 0
+  fi
   "$here/real-node.sh" import "$(cat "$images/.modelhub")" "$(cat "$images/.model-server")"
   log "loaded localhost/modelhub:$tag and localhost/modelhub-model-server:$tag into the real node"
 }

@@ -5,6 +5,7 @@
 #   hack/real-node.sh net-up      create the pod bridge (before the control plane: its IP goes into the serving cert)
 #   hack/real-node.sh up          start containerd and the kubelet, join the cluster, wait for Ready
 #   hack/real-node.sh down        stop both and remove every process, mount, netns, interface and iptables rule of ours
+#   hack/real-node.sh running     exit 0 when its containerd answers
 #   hack/real-node.sh import TAR  load an OCI archive into the node's containerd (namespace k8s.io)
 #   hack/real-node.sh env         print the node's facts (bridge, gateway, containerd socket) as shell assignments
 set -euo pipefail
@@ -230,6 +231,11 @@ up() {
   kubelet_identity
   start_containerd
   pause_image
+  # Images already built (hack/image.sh build, `make image`) are there from the start: pods use imagePullPolicy Never.
+  local f
+  for f in "$cache"/images/*.tar; do
+    [ -f "$f" ] && [ "$(basename "$f")" != pause-1.tar ] && ctr_ -n k8s.io images import "$f" >/dev/null
+  done
   service_dnat
   start_kubelet
   wait_ready
@@ -317,6 +323,7 @@ case "${1:-}" in
   net-up) net_up ;;
   up) up ;;
   down) down ;;
+  running) [ -S "$run/containerd.sock" ] && ctr_ version >/dev/null 2>&1 ;;
   import) shift; for f in "$@"; do ctr_ -n k8s.io images import "$f" >/dev/null; done ;;
   env) printf 'REAL_NODE=%s\nREAL_NODE_BRIDGE=%s\nREAL_NODE_SUBNET=%s\nREAL_NODE_GATEWAY=%s\nREAL_NODE_CONTAINERD=%s\n' \
          "$node" "$bridge" "$subnet" "$gateway" "$run/containerd.sock" ;;
