@@ -1,0 +1,127 @@
+"""The Helm chart as a platform engineer uses it: lint, a server-side dry run, and `helm install` with the operator
+pod Running and Ready on the real node, serving its admission webhooks to the API server through its Service."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.kubehelp import ROOT, get, kubectl, unique, wait_for
+
+CHART = ROOT / "charts" / "modelhub"
+IMAGE = os.environ.get("MODELHUB_IMAGE", "localhost/modelhub:dev")
+REAL = "modelhub.dev/node-class=real"
+
+
+def helm(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    exe = os.environ.get("HELM") or shutil.which("helm")
+    if not exe:
+        pytest.fail("helm is not on PATH (hack/with-cluster.sh puts the pinned one there)")
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def image_values() -> list[str]:
+    repo, tag = IMAGE.rsplit(":", 1)
+    return ["--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never"]
+
+
+def test_lint() -> None:
+    out = helm("lint", str(CHART), "--strict")
+    assert "0 chart(s) failed" in out.stdout
+
+
+def test_template_applies_on_the_server(cluster: str) -> None:
+    ns = unique("chart-dry")
+    kubectl("create", "namespace", ns)
+    try:
+        rendered = helm("template", "modelhub", str(CHART), "-n", ns, "--include-crds",
+                        "--set", "metrics.serviceMonitor.enabled=false").stdout
+        kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
+        assert {"CustomResourceDefinition", "Deployment", "ClusterRole", "Role", "Service", "Secret"} <= kinds
+        proc = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _real_node() -> str:
+    nodes = json.loads(kubectl("get", "nodes", "-l", REAL, "-o", "json").stdout)["items"]
+    ready = [n["metadata"]["name"] for n in nodes
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))]
+    if not ready:
+        msg = f"no Ready node labelled {REAL} (hack/cluster.sh up starts real-0 unless MODELHUB_REAL_NODE=0)"
+        if os.environ.get("MODELHUB_REQUIRE_E2E") and os.environ.get("MODELHUB_REAL_NODE", "1") != "0":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return ready[0]
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: str) -> Iterator[tuple[str, str]]:
+    node = _real_node()
+    ns = unique("modelhub-chart")
+    helm("install", "modelhub", str(CHART), "-n", ns, "--create-namespace", *image_values(),
+         "--set", f"nodeSelector.modelhub\\.dev/node-class={REAL.split('=')[1]}", "--wait", "--timeout", "180s")
+    try:
+        yield ns, node
+    finally:
+        helm("uninstall", "modelhub", "-n", ns, "--wait", check=False)
+        kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "modelhub.dev",
+                "--ignore-not-found", check=False)
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _operator_pod(ns: str) -> dict[str, Any]:
+    pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app.kubernetes.io/component=operator",
+                              "-o", "json").stdout)["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return pods[0]
+
+
+def test_operator_runs_ready_on_the_real_node(installed: tuple[str, str]) -> None:
+    ns, node = installed
+    pod = _operator_pod(ns)
+    assert pod["spec"]["nodeName"] == node
+    assert pod["status"]["phase"] == "Running"
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+    sec = pod["spec"]["containers"][0]["securityContext"]
+    assert sec["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["MODELHUB_WEBHOOK_HOST"] == f"modelhub-webhook.{ns}.svc"
+
+
+def test_webhooks_are_served_through_the_service(installed: tuple[str, str]) -> None:
+    ns, _ = installed
+
+    def configured() -> dict[str, Any] | None:
+        cfg = get("mutatingwebhookconfiguration", "modelhub.dev")
+        hooks = (cfg or {}).get("webhooks") or []
+        ok = hooks and all((h["clientConfig"].get("service") or {}).get("namespace") == ns for h in hooks)
+        return cfg if ok else None
+
+    cfg = wait_for(configured, timeout=60, what="the webhook configuration naming the chart's Service")
+    assert all(h["clientConfig"].get("caBundle") for h in cfg["webhooks"])
+    # The API server calls the operator pod for a ModelVersion with an approve request: it comes back sealed.
+    tenant = unique("chart-tenant")
+    kubectl("create", "namespace", tenant)
+    try:
+        manifest = (ROOT / "config" / "samples" / "modelversion.yaml").read_text()
+        doc = next(d for d in yaml.safe_load_all(manifest) if d)
+        doc["metadata"]["annotations"] = {"modelhub.dev/approve": "true"}
+        kubectl("apply", "-n", tenant, "-f", "-", input=yaml.safe_dump(doc))
+        mv = get("modelversion", doc["metadata"]["name"], tenant) or {}
+        record = json.loads((mv["metadata"].get("annotations") or {}).get("modelhub.dev/approval", "{}"))
+        assert record.get("mac") and record.get("by"), mv["metadata"].get("annotations")
+    finally:
+        kubectl("delete", "namespace", tenant, "--wait=false", check=False)
