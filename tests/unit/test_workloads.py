@@ -458,3 +458,13 @@ def test_split_replicas_invariants():
 def test_split_replicas_rejects_bad_input(total, weight):
     with pytest.raises(ValueError):
         split_replicas(total, weight)
+
+
+def test_loader_failure_reason_reaches_the_pod_status():
+    """The loader's reason for refusing is its termination message: written file, else its log's end on error."""
+    pod = deploy()["spec"]["template"]["spec"]
+    loader = container(pod, "loader")
+    assert loader["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert loader["terminationMessagePath"] == "/dev/termination-log"
+    server = next(c for c in pod["containers"] if c["name"] != "loader")
+    assert "terminationMessagePolicy" not in server  # the server keeps Kubernetes' default

@@ -36,6 +36,8 @@ ROLES = (ROLE_STABLE, ROLE_CANARY)
 
 # --- pod layout -------------------------------------------------------------------------------------------
 LOADER_CONTAINER = "loader"
+#: Where the loader writes its failure reason (Kubernetes' default path, stated so the loader and the spec agree).
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 SERVER_CONTAINER = "server"
 PORT_NAME = "http"
 MODELS_DIR = "/models"
@@ -221,6 +223,10 @@ def _loader(version: dict[str, Any], loader_image: str) -> tuple[dict[str, Any],
         "image": _required(loader_image, "the loader image"),
         "command": command,
         "volumeMounts": mounts,
+        # The loader's one-line reason for refusing an artifact reaches the pod status (and from there the
+        # ModelVersion's condition): what it writes to /dev/termination-log, else the end of its log on failure.
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return container, volumes
 
