@@ -52,6 +52,7 @@ up_kwok() {
   local extra=()
   if [ "$real_node" = 1 ]; then
     "$here/real-node.sh" deps
+    "$here/real-node.sh" down 2>/dev/null || true   # what a dead session may have left
     # The pod bridge exists before the API server's certificate is made, so that the certificate names its IP
     # (kwokctl adds every address of the host): pods reach the API server there.
     "$here/real-node.sh" net-up

@@ -125,3 +125,14 @@ def test_webhooks_are_served_through_the_service(installed: tuple[str, str]) -> 
         assert record.get("mac") and record.get("by"), mv["metadata"].get("annotations")
     finally:
         kubectl("delete", "namespace", tenant, "--wait=false", check=False)
+
+
+def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, str]) -> None:
+    """Last in this module: `helm uninstall` leaves no webhook pointing at an operator that is gone."""
+    ns, _ = installed
+    helm("uninstall", "modelhub", "-n", ns, "--wait", "--timeout", "120s")
+    assert get("validatingwebhookconfiguration", "modelhub.dev") is None
+    assert get("mutatingwebhookconfiguration", "modelhub.dev") is None
+    assert get("deployment", "modelhub", ns) is None
+    # The approval key stays (helm.sh/resource-policy: keep): approvals made before stay valid after a reinstall.
+    assert get("secret", "modelhub-approval-key", ns) is not None
