@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kubehelp import ROOT, get, kubectl, unique, wait_for
+from tests.e2e.kubehelp import ROOT, apply, get, kubectl, unique, wait_for
+from tests.e2e.signed import keyring, make_model, model_manifest, new_key, version_manifest
 
 CHART = ROOT / "charts" / "modelhub"
 IMAGE = os.environ.get("MODELHUB_IMAGE", "localhost/modelhub:dev")
@@ -126,6 +127,50 @@ def test_webhooks_are_served_through_the_service(installed: tuple[str, str]) -> 
     finally:
         kubectl("delete", "namespace", tenant, "--wait=false", check=False)
 
+
+def test_a_model_selecting_the_real_node_runs_its_loader_there(
+    installed: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The operator in its pod rolls a verified version out; the Model's nodeSelector (node-class real) wins over
+    the operator's CPU default, and the loader init container runs in a real container on the real node. Its
+    artifact cannot be fetched (nothing listens at that port), so it fails, its reason is in the pod status as the
+    termination message, and the server container never starts."""
+    _, node = installed
+    node_ip = next(a["address"] for a in get("node", node)["status"]["addresses"] if a["type"] == "InternalIP")
+    ns = unique("chart-real")
+    kubectl("create", "namespace", ns)
+    try:
+        key = new_key()
+        signed = make_model(tmp_path_factory.mktemp("real"), "tiny", key)
+        keyring(ns, "release-keys", {"release": key})
+        apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tiny-sig"},
+               "data": {"model.sig": signed.bundle.decode()}}, ns)
+        model = model_manifest("tiny", ["release-keys"], stable="1.0.0")
+        model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
+        model["spec"]["serving"]["runtime"]["image"] = "localhost/modelhub-model-server:dev"
+        version = version_manifest("tiny-1-0-0", "tiny", "1.0.0", signed,
+                                   signature={"configMapRef": {"name": "tiny-sig", "key": "model.sig"}})
+        version["spec"]["artifact"]["uri"] = f"https://{node_ip}:1/tiny/"
+        apply([model, version], ns)
+
+        def loader_failed() -> dict[str, Any] | None:
+            for pod in json.loads(kubectl("get", "pods", "-n", ns, "-l", "modelhub.dev/model=tiny",
+                                          "-o", "json").stdout)["items"]:
+                for st in pod["status"].get("initContainerStatuses") or []:
+                    term = (st.get("state") or {}).get("terminated") or (st.get("lastState") or {}).get("terminated")
+                    if st["name"] == "loader" and term and term.get("exitCode"):
+                        return {"pod": pod, "terminated": term}
+            return None
+
+        found = wait_for(loader_failed, timeout=120, what="the loader init container to fail on the real node")
+        pod = found["pod"]
+        assert pod["spec"]["nodeName"] == node
+        assert pod["spec"]["nodeSelector"] == {"modelhub.dev/node-class": "real"}
+        assert found["terminated"].get("message", "").strip(), found["terminated"]
+        server = pod["status"]["containerStatuses"][0]
+        assert "running" not in (server.get("state") or {}) and not server.get("ready")
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, str]) -> None:
     """Last in this module: `helm uninstall` leaves no webhook pointing at an operator that is gone."""
