@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelhub.adapters.kube import Kube
 from tests.e2e.kubehelp import ROOT, apply, get, kubectl, unique, wait_for
 from tests.e2e.signed import keyring, make_model, model_manifest, new_key, version_manifest
 
@@ -166,7 +167,12 @@ def test_a_model_selecting_the_real_node_runs_its_loader_there(
         pod = found["pod"]
         assert pod["spec"]["nodeName"] == node
         assert pod["spec"]["nodeSelector"] == {"modelhub.dev/node-class": "real"}
-        assert found["terminated"].get("message", "").strip(), found["terminated"]
+        message = found["terminated"].get("message", "")
+        assert message.strip(), found["terminated"]
+        # What the operator reads for the ModelVersion's condition: the last line, the loader's error.
+        reason = Kube(pool_size=2).loader_failure_message(ns, "modelhub.dev/model=tiny")
+        assert reason == message.strip().splitlines()[-1].strip()
+        assert f"{node_ip}:1" in reason, reason  # it names what it could not fetch
         server = pod["status"]["containerStatuses"][0]
         assert "running" not in (server.get("state") or {}) and not server.get("ready")
     finally:
