@@ -42,6 +42,56 @@ def test_lint() -> None:
     assert "0 chart(s) failed" in out.stdout
 
 
+def _render(*sets: str) -> list[dict[str, Any]]:
+    args = [a for kv in sets for a in ("--set", kv)]
+    return [d for d in yaml.safe_load_all(helm("template", "modelhub", str(CHART), "-n", "mh", *args).stdout) if d]
+
+
+def _names(docs: list[dict[str, Any]], kind: str) -> set[str]:
+    return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
+
+
+def test_operator_rbac_is_least_privilege() -> None:
+    docs = _render()
+    cluster_rules = [r for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "modelhub-operator"
+                     for r in d["rules"]]
+    assert cluster_rules
+    for rule in cluster_rules:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
+        assert "secrets" not in rule["resources"], "no Secret is read cluster-wide"
+        if rule["apiGroups"] == ["admissionregistration.k8s.io"] and rule["verbs"] != ["create"]:
+            assert rule["resourceNames"] == ["modelhub.dev"]
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "modelhub-operator")
+    assert role["metadata"]["namespace"] == "mh"
+    reads = [r for r in role["rules"] if "get" in r["verbs"]]
+    assert reads == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["modelhub-approval-key"],
+                      "verbs": ["get"]}]
+    approver = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "modelhub-approver")
+    assert any("approve" in r["verbs"] and "modelversions" in r["resources"] for r in approver["rules"])
+    assert _names(docs, "ClusterRole") >= {"modelhub-viewer", "modelhub-publisher", "modelhub-approver",
+                                           "modelhub-revoker"}
+
+
+@pytest.mark.parametrize(("sets", "present", "absent"), [
+    ((), {("Service", "modelhub-webhook"), ("Service", "modelhub-metrics"), ("Job", "modelhub-uninstall")},
+     {("ServiceMonitor", "modelhub")}),
+    (("webhook.enabled=false",), {("Service", "modelhub-metrics")},
+     {("Service", "modelhub-webhook"), ("Job", "modelhub-uninstall")}),
+    (("metrics.port=0", "metrics.serviceMonitor.enabled=true"), {("Service", "modelhub-webhook")},
+     {("Service", "modelhub-metrics"), ("ServiceMonitor", "modelhub")}),
+    (("metrics.serviceMonitor.enabled=true",), {("ServiceMonitor", "modelhub")}, set()),
+    (("rbac.userRoles=false",), {("ClusterRole", "modelhub-operator")}, {("ClusterRole", "modelhub-viewer")}),
+])
+def test_switches(sets: tuple[str, ...], present: set[tuple[str, str]], absent: set[tuple[str, str]]) -> None:
+    docs = _render(*sets)
+    have = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert present <= have and not (absent & have), have
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELHUB_WEBHOOKS"] == ("0" if "webhook.enabled=false" in sets else "1")
+    assert env["MODELHUB_METRICS_PORT"] == ("0" if "metrics.port=0" in sets else "8000")
+
+
 def test_template_applies_on_the_server(cluster: str) -> None:
     ns = unique("chart-dry")
     kubectl("create", "namespace", ns)
