@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
 N ?= 100
 
-.PHONY: dev tools prometheus crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint \
+.PHONY: dev tools prometheus crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint image install real-node-deps \
         bench-verify bench-rollout bench-revocation clean
 
 $(BIN)/python:
@@ -25,8 +25,9 @@ tools: ## build the pinned control-plane binaries into $(MODELHUB_CACHE)/bin (on
 prometheus: ## Debian's prometheus package: promtool and a server for the alert, dashboard and scrape tests
 	hack/install-prometheus.sh
 
-crds: dev ## regenerate crds/ from the pydantic API types
+crds: dev ## regenerate crds/ from the pydantic API types (and the chart's copy)
 	$(BIN)/python -m modelhub.api.crdgen --out crds
+	rm -f charts/modelhub/crds/*.yaml && cp crds/*.yaml charts/modelhub/crds/
 
 crds-check: dev
 	$(BIN)/python -m modelhub.api.crdgen --out crds --check
@@ -37,13 +38,22 @@ cluster-up: ## local control plane on 127.0.0.1 with fake GPU/CPU/edge nodes
 cluster-down: ## stop it and leave no process behind
 	hack/cluster.sh down
 
-test: dev tools prometheus ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
+real-node-deps: ## containerd, runc, CNI plugins, buildah, debootstrap from Debian (for the real node and images)
+	hack/real-node.sh deps
+
+image: real-node-deps ## build localhost/modelhub:dev and localhost/modelhub-model-server:dev (buildah), load into real-0
+	hack/image.sh load
+
+install: ## helm install the chart with the dev image into the cluster of KUBECONFIG (default: the local control plane)
+	hack/install.sh
+
+test: dev tools prometheus image ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/unit tests/e2e
 
 test-unit: dev prometheus
 	$(BIN)/python -m pytest -q -ra tests/unit
 
-test-e2e: dev tools prometheus
+test-e2e: dev tools prometheus image
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e
 
 demo: dev tools ## cluster up, CRDs, operator, sign -> verify -> roll out -> revoke

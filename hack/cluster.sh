@@ -3,6 +3,8 @@
 # processes on 127.0.0.1 (kwokctl's binary runtime), and kwok simulates the GPU, CPU and edge nodes in kwok/nodes.yaml.
 #   hack/cluster.sh up|down|status|env
 # CLUSTER=kind uses a kind cluster instead (needs a Docker engine).
+# A real node `real-0` (kubelet + containerd, hack/real-node.sh) joins beside the fake ones; MODELHUB_REAL_NODE=0 leaves
+# it out. kwok manages only the nodes annotated kwok.x-k8s.io/node=fake, so it never touches the real one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
@@ -14,6 +16,8 @@ if [ "$name" = modelhub ]; then state="$cache/cluster"; else state="$cache/clust
 kubeconfig="$state/kubeconfig"
 backend=${CLUSTER:-kwok}
 kubectl="$bin/kubectl-$KUBERNETES_VERSION"
+real_node=${MODELHUB_REAL_NODE:-1}
+[ "$backend" = kind ] && real_node=0
 export KWOK_WORKDIR="$cache/kwok"
 log() { printf '[cluster] %s\n' "$*" >&2; }
 
@@ -37,6 +41,7 @@ up() {
   if [ "$backend" != kind ]; then
     wait_nodes
   fi
+  if [ "$real_node" = 1 ]; then "$here/real-node.sh" up; fi
   print_usage
 }
 
@@ -44,14 +49,41 @@ up_kwok() {
   "$here/build-tools.sh" etcd kube kwok >&2
   kwok_env
   mkdir -p "$state"
+  local extra=()
+  if [ "$real_node" = 1 ]; then
+    "$here/real-node.sh" deps
+    "$here/real-node.sh" down 2>/dev/null || true   # what a dead session may have left
+    # The pod bridge exists before the API server's certificate is made, so that the certificate names its IP
+    # (kwokctl adds every address of the host): pods reach the API server there.
+    "$here/real-node.sh" net-up
+    # Webhooks and aggregated APIs are called at a Service's endpoint (a pod IP on the bridge): there is no kube-proxy.
+    extra+=(--extra-args "kube-apiserver=enable-aggregator-routing=true")
+    # logs and exec reach the kubelet at the node's InternalIP (its hostname resolves nowhere).
+    extra+=(--extra-args "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname")
+    # ... and authenticate to it (the kubelet refuses anonymous calls) with kwokctl's admin certificate.
+    extra+=(--extra-args "kube-apiserver=kubelet-client-certificate=$KWOK_WORKDIR/clusters/$name/pki/admin.crt")
+    extra+=(--extra-args "kube-apiserver=kubelet-client-key=$KWOK_WORKDIR/clusters/$name/pki/admin.key")
+  fi
+  # In-cluster clients call the kubernetes Service's ClusterIP (10.0.0.1): the serving certificate must name it.
+  cat >"$state/kwokctl.yaml" <<'YAML'
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  kubeApiserverCertSANs: ["10.0.0.1"]
+YAML
   # A stale cluster from a dead session: remove it first.
   "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true
+  # kwokctl 0.8.0 files an --extra-args under its component by the position of that component's first one: each
+  # component's first --extra-args must come in the order of first appearance (apiserver at 0, kwok-controller at 1).
   log "starting kube-apiserver, etcd, controller-manager, scheduler and kwok on 127.0.0.1"
-  "$bin/kwokctl-$KWOK_VERSION" create cluster --name "$name" --runtime binary \
+  "$bin/kwokctl-$KWOK_VERSION" --config "$state/kwokctl.yaml" create cluster --name "$name" --runtime binary \
     --kubeconfig "$kubeconfig" \
     --kube-apiserver-port "${MODELHUB_APISERVER_PORT:-0}" \
     --extra-args "kube-apiserver=advertise-address=127.0.0.1" \
+    --extra-args "kwok-controller=manage-all-nodes=false" \
     --extra-args "kube-apiserver=service-cluster-ip-range=10.0.0.0/16" \
+    --extra-args "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake" \
+    "${extra[@]}" \
     --disable-qps-limits \
     --wait 120s >&2
 }
@@ -76,6 +108,7 @@ down() {
   if [ "$backend" = kind ]; then
     "$bin/kind-$KIND_VERSION" delete cluster --name "$name" >/dev/null 2>&1 || true
   else
+    "$here/real-node.sh" down || true
     kwok_env
     "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >&2 || true
     # Leave no process behind, whatever kwokctl thinks.

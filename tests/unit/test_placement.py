@@ -8,6 +8,7 @@ import pytest
 
 from modelhub.domain.placement import (
     GPU_TOLERATION,
+    NODE_CLASS_LABEL,
     PlacementError,
     effective_serving,
     pod_placement,
@@ -215,3 +216,29 @@ def test_cpu_kind_asking_for_gpu_resources_is_an_error():
 def test_null_in_the_version_overrides_nothing():
     out = effective_serving(MODEL_SERVING, {"accelerator": None, "replicas": None, "runtime": None})
     assert out == MODEL_SERVING
+
+
+@pytest.mark.parametrize(
+    ("model_selector", "version_selector", "default", "expected"),
+    [
+        # The Model names the real node's class: it wins over the operator's CPU default for the same key.
+        ({NODE_CLASS_LABEL: "real"}, None, {NODE_CLASS_LABEL: "cpu"}, {NODE_CLASS_LABEL: "real"}),
+        # The version overrides the Model per key, and still wins over the default.
+        ({NODE_CLASS_LABEL: "cpu"}, {NODE_CLASS_LABEL: "real"}, {NODE_CLASS_LABEL: "cpu"}, {NODE_CLASS_LABEL: "real"}),
+        # Keys of the Model and of the version add up; the default is not mixed in.
+        ({NODE_CLASS_LABEL: "real"}, {"zone": "a"}, {NODE_CLASS_LABEL: "cpu", "pool": "x"},
+         {NODE_CLASS_LABEL: "real", "zone": "a"}),
+        # Nothing set anywhere: the operator's default.
+        (None, None, {NODE_CLASS_LABEL: "cpu"}, {NODE_CLASS_LABEL: "cpu"}),
+        ({}, {}, {NODE_CLASS_LABEL: "cpu"}, {NODE_CLASS_LABEL: "cpu"}),
+        # No default configured and none set: no selector at all.
+        (None, None, None, {}),
+    ],
+)
+def test_selector_set_by_the_model_wins_over_the_cpu_default(model_selector, version_selector, default, expected):
+    model = {"runtime": {"image": "srv:1"}, **({"nodeSelector": model_selector} if model_selector is not None else {})}
+    version = {"nodeSelector": version_selector} if version_selector is not None else {}
+    before = copy.deepcopy(default)
+    placement = pod_placement(effective_serving(model, version), cpu_node_selector=default)
+    assert placement["nodeSelector"] == expected
+    assert default == before  # the operator's setting is not modified

@@ -17,9 +17,11 @@ from modelhub.domain.workloads import (
     LABEL_ROLE,
     LABEL_SERVES,
     LABEL_VERSION,
+    LOADER_REASON_MAX,
     WorkloadError,
     build_deployment,
     build_service,
+    loader_failure,
     sanitize_label_value,
     split_replicas,
 )
@@ -482,3 +484,62 @@ def test_certificate_authorities_are_mounted_for_the_loader():
     model["spec"]["trust"]["certificateAuthorities"] = []
     with pytest.raises(WorkloadError, match="no trusted keys nor certificate authorities"):
         deploy(model)
+def test_loader_failure_reason_reaches_the_pod_status():
+    """The loader's reason for refusing is its termination message: written file, else its log's end on error."""
+    pod = deploy()["spec"]["template"]["spec"]
+    loader = container(pod, "loader")
+    assert loader["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert loader["terminationMessagePath"] == "/dev/termination-log"
+    server = next(c for c in pod["containers"] if c["name"] != "loader")
+    assert "terminationMessagePolicy" not in server  # the server keeps Kubernetes' default
+
+
+def _pod(name: str, *statuses: dict) -> dict:
+    return {"metadata": {"name": name}, "status": {"initContainerStatuses": list(statuses)}}
+
+
+def _loader_status(state: dict | None = None, last: dict | None = None, name: str = "loader") -> dict:
+    return {"name": name, "state": state or {}, "lastState": last or {}}
+
+
+REFUSED = (
+    "load: fetching 2 files from https://10.88.151.1:1/tiny/ with 2 workers\n"
+    "error: Unreachable: config.json: https://10.88.151.1:1/tiny/config.json: [Errno 111] Connection refused\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("pods", "expected"),
+    [
+        ([], None),
+        ([_pod("a")], None),
+        # Running, or succeeded: nothing to report.
+        ([_pod("a", _loader_status({"running": {}}))], None),
+        ([_pod("a", _loader_status({"terminated": {"exitCode": 0, "message": "ok"}}))], None),
+        # Failed now: the last line of its message (FallbackToLogsOnError gives the log's end).
+        ([_pod("a", _loader_status({"terminated": {"exitCode": 2, "message": REFUSED}}))],
+         "error: Unreachable: config.json: https://10.88.151.1:1/tiny/config.json: [Errno 111] Connection refused"),
+        # In a crash loop: waiting now, the reason is in lastState.
+        ([_pod("a", _loader_status({"waiting": {"reason": "CrashLoopBackOff"}},
+                                   {"terminated": {"exitCode": 1, "message": "rejected: weights.bin digest mismatch\n"}}))],
+         "rejected: weights.bin digest mismatch"),
+        # No message at all: the exit code and the runtime's reason.
+        ([_pod("a", _loader_status({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}))],
+         "the loader exited with code 137 (OOMKilled)"),
+        # Another init container failing is not the loader's verdict.
+        ([_pod("a", _loader_status({"terminated": {"exitCode": 1, "message": "x"}}, name="other"))], None),
+        # Several pods: the first by name, whatever the list order.
+        ([_pod("b", _loader_status({"terminated": {"exitCode": 1, "message": "from b"}})),
+          _pod("a", _loader_status({"terminated": {"exitCode": 1, "message": "from a"}}))], "from a"),
+        # Hostile shapes do not crash it.
+        ([{"status": {"initContainerStatuses": ["junk", {"name": "loader", "state": {"terminated": {"exitCode": "1"}}}]}}],
+         None),
+    ],
+)
+def test_loader_failure(pods, expected):
+    assert loader_failure(pods) == expected
+
+
+def test_loader_failure_is_bounded():
+    reason = loader_failure([_pod("a", _loader_status({"terminated": {"exitCode": 1, "message": "x" * 5000}}))])
+    assert reason is not None and len(reason) == LOADER_REASON_MAX and reason.endswith("...")

@@ -20,6 +20,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from modelhub import GROUP, VERSION
+from modelhub.domain.workloads import loader_failure
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,11 @@ class Kube:
                 if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
                     return str(c.message)
         return None
+
+    def loader_failure_message(self, namespace: str, selector: str) -> str | None:
+        """The loader's one-line reason for refusing the artifact, from the pods of `selector` (None: no refusal)."""
+        out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", selector)])
+        return loader_failure(list(out.get("items") or []))
 
     def ensure_secret_key(self, namespace: str, name: str, key: str, make: Any) -> bytes:
         """The value of a Secret key, creating the namespace and Secret (value from make()) when absent."""

@@ -39,6 +39,8 @@ ROLES = L.ROLES
 
 # --- pod layout -------------------------------------------------------------------------------------------
 LOADER_CONTAINER = "loader"
+#: Where the loader writes its failure reason (Kubernetes' default path, stated so the loader and the spec agree).
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 SERVER_CONTAINER = "server"
 PORT_NAME = "http"
 MODELS_DIR = "/models"
@@ -254,6 +256,10 @@ def _loader(
         "image": _required(loader_image, "the loader image"),
         "command": command,
         "volumeMounts": mounts,
+        # The loader's one-line reason for refusing an artifact reaches the pod status (and from there the
+        # ModelVersion's condition): what it writes to /dev/termination-log, else the end of its log on failure.
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return container, volumes
 
@@ -449,6 +455,38 @@ def split_replicas(total: int, weight: int) -> tuple[int, int]:
     canary = min(max(canary, 1), total - 1)
     return total - canary, canary
 
+#: At most this much of a loader's termination message is kept (the kubelet caps it at 4 KiB anyway).
+LOADER_REASON_MAX = 1024
+
+
+def loader_failure(pods: list[dict[str, Any]]) -> str | None:
+    """The loader's one-line reason for refusing its artifact, from the pods of a workload; None if none failed.
+
+    Reads the ``loader`` init container's termination (current state, else the last one: in a crash loop the
+    current state is ``waiting``) with a non-zero exit code, and returns the last non-empty line of its message
+    (the loader's own line when it writes /dev/termination-log; with ``FallbackToLogsOnError`` the end of its log,
+    whose last line is the error), bounded to :data:`LOADER_REASON_MAX` characters. Without a message: the exit
+    code and the runtime's reason. Pods are read in name order, so the answer does not depend on list order.
+    """
+    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name") or "")):
+        statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
+        for st in statuses:
+            if not isinstance(st, dict) or st.get("name") != LOADER_CONTAINER:
+                continue
+            for where in ("state", "lastState"):
+                term = (st.get(where) or {}).get("terminated") or {}
+                code = term.get("exitCode")
+                if not isinstance(code, int) or code == 0:
+                    continue
+                lines = [ln.strip() for ln in str(term.get("message") or "").splitlines() if ln.strip()]
+                if lines:
+                    reason = lines[-1]
+                else:
+                    reason = f"the loader exited with code {code}" + (f" ({term['reason']})" if term.get("reason") else "")
+                return reason if len(reason) <= LOADER_REASON_MAX else reason[: LOADER_REASON_MAX - 3] + "..."
+    return None
+
+
 
 __all__ = [
     "ANN_DIGEST",
@@ -462,6 +500,8 @@ __all__ = [
     "LABEL_ROLE",
     "LABEL_SERVES",
     "LABEL_VERSION",
+    "LOADER_CONTAINER",
+    "LOADER_REASON_MAX",
     "MANAGED_BY",
     "ROLES",
     "ROLE_CANARY",
@@ -473,6 +513,7 @@ __all__ = [
     "cas_volume",
     "keys_volume",
     "trust_volumes",
+    "loader_failure",
     "owner_reference",
     "pod_labels",
     "sanitize_label_value",

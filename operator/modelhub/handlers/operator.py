@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import secrets
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import kopf
 
 from modelhub import GROUP, VERSION
-from modelhub.adapters import metrics
-from modelhub.adapters.certs import self_signed
+from modelhub.adapters import metrics, webhook
 from modelhub.adapters.kube import Kube
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.leader import LeaderElector, default_identity
@@ -27,14 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _webhook_server(s: Settings) -> kopf.WebhookServer:
-    cert_dir = Path(os.environ.get("MODELHUB_WEBHOOK_CERT_DIR") or tempfile.mkdtemp(prefix="modelhub-webhook-"))
-    cert, key = cert_dir / "tls.crt", cert_dir / "tls.key"
-    if not (cert.exists() and key.exists()):
-        cert, key = self_signed(cert_dir, [s.webhook_host, "localhost", "127.0.0.1"])
-    return kopf.WebhookServer(
-        addr="0.0.0.0" if s.webhook_host not in ("127.0.0.1", "localhost") else "127.0.0.1",
-        port=s.webhook_port, host=s.webhook_host, certfile=str(cert), pkeyfile=str(key),
-    )
+    return webhook.server(s.webhook_host, s.webhook_port)
 
 
 def _reconciler(memo: kopf.Memo) -> Reconciler:

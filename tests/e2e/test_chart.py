@@ -1,0 +1,239 @@
+"""The Helm chart as a platform engineer uses it: lint, a server-side dry run, and `helm install` with the operator
+pod Running and Ready on the real node, serving its admission webhooks to the API server through its Service."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from modelhub.adapters.kube import Kube
+from tests.e2e.kubehelp import ROOT, apply, get, kubectl, unique, wait_for
+from tests.e2e.signed import keyring, make_model, model_manifest, new_key, version_manifest
+
+CHART = ROOT / "charts" / "modelhub"
+IMAGE = os.environ.get("MODELHUB_IMAGE", "localhost/modelhub:dev")
+REAL = "modelhub.dev/node-class=real"
+
+
+def helm(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    exe = os.environ.get("HELM") or shutil.which("helm")
+    if not exe:
+        pytest.fail("helm is not on PATH (hack/with-cluster.sh puts the pinned one there)")
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def image_values() -> list[str]:
+    repo, tag = IMAGE.rsplit(":", 1)
+    return ["--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never"]
+
+
+def test_lint() -> None:
+    out = helm("lint", str(CHART), "--strict")
+    assert "0 chart(s) failed" in out.stdout
+
+
+def _render(*sets: str) -> list[dict[str, Any]]:
+    args = [a for kv in sets for a in ("--set", kv)]
+    return [d for d in yaml.safe_load_all(helm("template", "modelhub", str(CHART), "-n", "mh", *args).stdout) if d]
+
+
+def _names(docs: list[dict[str, Any]], kind: str) -> set[str]:
+    return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
+
+
+def test_operator_rbac_is_least_privilege() -> None:
+    docs = _render()
+    cluster_rules = [r for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "modelhub-operator"
+                     for r in d["rules"]]
+    assert cluster_rules
+    for rule in cluster_rules:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
+        assert "secrets" not in rule["resources"], "no Secret is read cluster-wide"
+        if rule["apiGroups"] == ["admissionregistration.k8s.io"] and rule["verbs"] != ["create"]:
+            assert rule["resourceNames"] == ["modelhub.dev"]
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "modelhub-operator")
+    assert role["metadata"]["namespace"] == "mh"
+    reads = [r for r in role["rules"] if "get" in r["verbs"]]
+    assert reads == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["modelhub-approval-key"],
+                      "verbs": ["get"]}]
+    approver = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "modelhub-approver")
+    assert any("approve" in r["verbs"] and "modelversions" in r["resources"] for r in approver["rules"])
+    assert _names(docs, "ClusterRole") >= {"modelhub-viewer", "modelhub-publisher", "modelhub-approver",
+                                           "modelhub-revoker"}
+
+
+@pytest.mark.parametrize(("sets", "present", "absent"), [
+    ((), {("Service", "modelhub-webhook"), ("Service", "modelhub-metrics"), ("Job", "modelhub-uninstall")},
+     {("ServiceMonitor", "modelhub")}),
+    (("webhook.enabled=false",), {("Service", "modelhub-metrics")},
+     {("Service", "modelhub-webhook"), ("Job", "modelhub-uninstall")}),
+    (("metrics.port=0", "metrics.serviceMonitor.enabled=true"), {("Service", "modelhub-webhook")},
+     {("Service", "modelhub-metrics"), ("ServiceMonitor", "modelhub")}),
+    (("metrics.serviceMonitor.enabled=true",), {("ServiceMonitor", "modelhub")}, set()),
+    (("rbac.userRoles=false",), {("ClusterRole", "modelhub-operator")}, {("ClusterRole", "modelhub-viewer")}),
+])
+def test_switches(sets: tuple[str, ...], present: set[tuple[str, str]], absent: set[tuple[str, str]]) -> None:
+    docs = _render(*sets)
+    have = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert present <= have and not (absent & have), have
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELHUB_WEBHOOKS"] == ("0" if "webhook.enabled=false" in sets else "1")
+    assert env["MODELHUB_METRICS_PORT"] == ("0" if "metrics.port=0" in sets else "8000")
+
+
+def test_template_applies_on_the_server(cluster: str) -> None:
+    ns = unique("chart-dry")
+    kubectl("create", "namespace", ns)
+    try:
+        rendered = helm("template", "modelhub", str(CHART), "-n", ns, "--include-crds",
+                        "--set", "metrics.serviceMonitor.enabled=false").stdout
+        kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
+        assert {"CustomResourceDefinition", "Deployment", "ClusterRole", "Role", "Service", "Secret"} <= kinds
+        proc = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _real_node() -> str:
+    nodes = json.loads(kubectl("get", "nodes", "-l", REAL, "-o", "json").stdout)["items"]
+    ready = [n["metadata"]["name"] for n in nodes
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))]
+    if not ready:
+        msg = f"no Ready node labelled {REAL} (hack/cluster.sh up starts real-0 unless MODELHUB_REAL_NODE=0)"
+        if os.environ.get("MODELHUB_REQUIRE_E2E") and os.environ.get("MODELHUB_REAL_NODE", "1") != "0":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return ready[0]
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: str) -> Iterator[tuple[str, str]]:
+    node = _real_node()
+    ns = unique("modelhub-chart")
+    helm("install", "modelhub", str(CHART), "-n", ns, "--create-namespace", *image_values(),
+         "--set", f"nodeSelector.modelhub\\.dev/node-class={REAL.split('=')[1]}", "--wait", "--timeout", "180s")
+    try:
+        yield ns, node
+    finally:
+        helm("uninstall", "modelhub", "-n", ns, "--wait", check=False)
+        kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "modelhub.dev",
+                "--ignore-not-found", check=False)
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _operator_pod(ns: str) -> dict[str, Any]:
+    pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app.kubernetes.io/component=operator",
+                              "-o", "json").stdout)["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return pods[0]
+
+
+def test_operator_runs_ready_on_the_real_node(installed: tuple[str, str]) -> None:
+    ns, node = installed
+    pod = _operator_pod(ns)
+    assert pod["spec"]["nodeName"] == node
+    assert pod["status"]["phase"] == "Running"
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+    sec = pod["spec"]["containers"][0]["securityContext"]
+    assert sec["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["MODELHUB_WEBHOOK_HOST"] == f"modelhub-webhook.{ns}.svc"
+
+
+def test_webhooks_are_served_through_the_service(installed: tuple[str, str]) -> None:
+    ns, _ = installed
+
+    def configured() -> dict[str, Any] | None:
+        cfg = get("mutatingwebhookconfiguration", "modelhub.dev")
+        hooks = (cfg or {}).get("webhooks") or []
+        ok = hooks and all((h["clientConfig"].get("service") or {}).get("namespace") == ns for h in hooks)
+        return cfg if ok else None
+
+    cfg = wait_for(configured, timeout=60, what="the webhook configuration naming the chart's Service")
+    assert all(h["clientConfig"].get("caBundle") for h in cfg["webhooks"])
+    # The API server calls the operator pod for a ModelVersion with an approve request: it comes back sealed.
+    tenant = unique("chart-tenant")
+    kubectl("create", "namespace", tenant)
+    try:
+        manifest = (ROOT / "config" / "samples" / "modelversion.yaml").read_text()
+        doc = next(d for d in yaml.safe_load_all(manifest) if d)
+        doc["metadata"]["annotations"] = {"modelhub.dev/approve": "true"}
+        kubectl("apply", "-n", tenant, "-f", "-", input=yaml.safe_dump(doc))
+        mv = get("modelversion", doc["metadata"]["name"], tenant) or {}
+        record = json.loads((mv["metadata"].get("annotations") or {}).get("modelhub.dev/approval", "{}"))
+        assert record.get("mac") and record.get("by"), mv["metadata"].get("annotations")
+    finally:
+        kubectl("delete", "namespace", tenant, "--wait=false", check=False)
+
+
+def test_a_model_selecting_the_real_node_runs_its_loader_there(
+    installed: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The operator in its pod rolls a verified version out; the Model's nodeSelector (node-class real) wins over
+    the operator's CPU default, and the loader init container runs in a real container on the real node. Its
+    artifact cannot be fetched (nothing listens at that port), so it fails, its reason is in the pod status as the
+    termination message, and the server container never starts."""
+    _, node = installed
+    node_ip = next(a["address"] for a in get("node", node)["status"]["addresses"] if a["type"] == "InternalIP")
+    ns = unique("chart-real")
+    kubectl("create", "namespace", ns)
+    try:
+        key = new_key()
+        signed = make_model(tmp_path_factory.mktemp("real"), "tiny", key)
+        keyring(ns, "release-keys", {"release": key})
+        apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tiny-sig"},
+               "data": {"model.sig": signed.bundle.decode()}}, ns)
+        model = model_manifest("tiny", ["release-keys"], stable="1.0.0")
+        model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
+        model["spec"]["serving"]["runtime"]["image"] = "localhost/modelhub-model-server:dev"
+        version = version_manifest("tiny-1-0-0", "tiny", "1.0.0", signed,
+                                   signature={"configMapRef": {"name": "tiny-sig", "key": "model.sig"}})
+        version["spec"]["artifact"]["uri"] = f"https://{node_ip}:1/tiny/"
+        apply([model, version], ns)
+
+        def loader_failed() -> dict[str, Any] | None:
+            for pod in json.loads(kubectl("get", "pods", "-n", ns, "-l", "modelhub.dev/model=tiny",
+                                          "-o", "json").stdout)["items"]:
+                for st in pod["status"].get("initContainerStatuses") or []:
+                    term = (st.get("state") or {}).get("terminated") or (st.get("lastState") or {}).get("terminated")
+                    if st["name"] == "loader" and term and term.get("exitCode"):
+                        return {"pod": pod, "terminated": term}
+            return None
+
+        found = wait_for(loader_failed, timeout=120, what="the loader init container to fail on the real node")
+        pod = found["pod"]
+        assert pod["spec"]["nodeName"] == node
+        assert pod["spec"]["nodeSelector"] == {"modelhub.dev/node-class": "real"}
+        message = found["terminated"].get("message", "")
+        assert message.strip(), found["terminated"]
+        # What the operator reads for the ModelVersion's condition: the last line, the loader's error.
+        reason = Kube(pool_size=2).loader_failure_message(ns, "modelhub.dev/model=tiny")
+        assert reason == message.strip().splitlines()[-1].strip()
+        assert f"{node_ip}:1" in reason, reason  # it names what it could not fetch
+        server = pod["status"]["containerStatuses"][0]
+        assert "running" not in (server.get("state") or {}) and not server.get("ready")
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, str]) -> None:
+    """Last in this module: `helm uninstall` leaves no webhook pointing at an operator that is gone."""
+    ns, _ = installed
+    helm("uninstall", "modelhub", "-n", ns, "--wait", "--timeout", "120s")
+    assert get("validatingwebhookconfiguration", "modelhub.dev") is None
+    assert get("mutatingwebhookconfiguration", "modelhub.dev") is None
+    assert get("deployment", "modelhub", ns) is None
+    # The approval key stays (helm.sh/resource-policy: keep): approvals made before stay valid after a reinstall.
+    assert get("secret", "modelhub-approval-key", ns) is not None
