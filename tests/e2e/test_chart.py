@@ -65,7 +65,9 @@ def test_operator_rbac_is_least_privilege() -> None:
     assert role["metadata"]["namespace"] == "mh"
     reads = [r for r in role["rules"] if "get" in r["verbs"]]
     assert reads == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["modelhub-approval-key"],
-                      "verbs": ["get"]}]
+                      "verbs": ["get"]},
+                     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                      "resourceNames": ["modelhub-operator"], "verbs": ["get", "update"]}]
     approver = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "modelhub-approver")
     assert any("approve" in r["verbs"] and "modelversions" in r["resources"] for r in approver["rules"])
     assert _names(docs, "ClusterRole") >= {"modelhub-viewer", "modelhub-publisher", "modelhub-approver",

@@ -88,11 +88,12 @@ class FakeKube:
         return None if cm is None else {"data": dict(cm.get("data") or {}),
                                         "resourceVersion": cm["metadata"]["resourceVersion"]}
 
-    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, kind: str, namespace: str | None, name: str,
+                     status: dict[str, Any]) -> dict[str, Any] | None:
         self.requests.append(("patch-status", kind))
         obj = self.objects.get((kind, namespace or "", name))
         if obj is None:
-            return
+            return None
         merged = dict(obj.get("status") or {})
         for k, v in status.items():
             if v is None:
@@ -102,6 +103,7 @@ class FakeKube:
         obj["status"] = merged
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         self.pending.append(WatchEvent("MODIFIED", kind, copy.deepcopy(obj)))
+        return copy.deepcopy(obj)
 
     def _write(self, desired: dict[str, Any], verb: str) -> dict[str, Any]:
         self.requests.append((verb, desired["kind"]))

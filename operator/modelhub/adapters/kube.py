@@ -100,16 +100,21 @@ class Kube:
         return json.loads(data) if data else {}
 
     # --- custom resources -------------------------------------------------------------------------------
-    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+    def patch_status(self, kind: str, namespace: str | None, name: str,
+                     status: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch the status subresource (lists such as conditions are replaced whole); the object as the
+        API server now has it (None when it is gone)."""
         where = f"namespaces/{namespace}/" if namespace else ""
         path = f"/apis/{GROUP}/{VERSION}/{where}{PLURALS[kind]}/{name}/status"
         try:
-            self.request("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+            out = self.request("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
         except ApiException as exc:
             if exc.status == 404:  # gone meanwhile: nothing to report on
-                return
+                return None
             raise
+        out.setdefault("kind", kind)
+        out.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+        return out
 
     def list_custom(self, kind: str) -> list[dict[str, Any]]:
         out = self.request("GET", f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}")

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (kind, namespace or "", name)
 
 
+def _older(new: Any, cached: Any) -> bool:
+    return isinstance(new, str) and isinstance(cached, str) and new.isdigit() and cached.isdigit() and (
+        int(new) < int(cached))
+
+
 Indexer = Callable[[dict[str, Any]], Any]  # an object -> its index value (None: not indexed)
 
 
@@ -51,13 +56,23 @@ class Cache:
                     if not members:
                         del index[value]
 
-    def put(self, kind: str, body: dict[str, Any]) -> None:
+    def put(self, kind: str, body: dict[str, Any]) -> bool:
+        """Store the latest body of an object; False (and nothing stored) when it is older than the cached one.
+
+        Writes put the server's answer in the cache ahead of the watch; the watch may then deliver an older
+        state of the same object, which must not win. resourceVersions are etcd revisions (decimal integers):
+        compared as such when both are, else the newer-arriving body wins.
+        """
         meta = body.get("metadata", {})
         key = (meta.get("namespace") or "", meta["name"])
         bucket = self.objects.setdefault(kind, {})
+        old = bucket.get(key)
+        if old is not None and _older(meta.get("resourceVersion"), (old.get("metadata") or {}).get("resourceVersion")):
+            return False
         self._index(kind, key, bucket.get(key), add=False)
         bucket[key] = body
         self._index(kind, key, body, add=True)
+        return True
 
     def drop(self, kind: str, namespace: str | None, name: str) -> None:
         key = (namespace or "", name)
@@ -176,6 +191,13 @@ class WorkQueue:
                 await self.no_revocations.wait()
                 await self.open.wait()
             key = await lane.get()
+            if not revocations and not (self.no_revocations.is_set() and self.open.is_set()
+                                        and self.leading.is_set()):
+                lane.put_nowait(key)  # a Revocation (or a teardown, or a lost Lease) came while we waited
+                continue
+            if revocations and not self.leading.is_set():
+                lane.put_nowait(key)
+                continue
             self._queued.discard(key)
             self._active.add(key)
             started = time.monotonic()

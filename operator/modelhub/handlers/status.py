@@ -14,7 +14,11 @@ async def write_status(ctx: Context, kind: str, obj: dict[str, Any], status: dic
     if patch is None:
         return False
     m = obj.get("metadata") or {}
-    await ctx.io(ctx.kube.patch_status, kind, m.get("namespace"), m["name"], patch)
-    # Keep the cache ahead of the watch, so the next reconcile does not redo the same transition.
-    ctx.cache.put(kind, {**obj, "status": {k: v for k, v in status.items() if v is not None}})
+    written = await ctx.io(ctx.kube.patch_status, kind, m.get("namespace"), m["name"], patch)
+    # Keep the cache ahead of the watch (with the written object's resourceVersion, so that an older watch
+    # event arriving later does not put the old status back): the next reconcile does not redo the transition.
+    if isinstance(written, dict) and written.get("metadata"):
+        ctx.cache.put(kind, written)
+    else:
+        ctx.cache.put(kind, {**obj, "status": {k: v for k, v in status.items() if v is not None}})
     return True
