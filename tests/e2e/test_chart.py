@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from modelhub.adapters.kube import Kube
-from tests.e2e.kubehelp import ROOT, apply, get, kubectl, unique, wait_for
+from tests.e2e.kubehelp import ROOT, apply, condition, get, kubectl, unique, wait_condition, wait_for
 from tests.e2e.signed import keyring, make_model, model_manifest, new_key, version_manifest
 
 CHART = ROOT / "charts" / "modelhub"
@@ -222,13 +222,94 @@ def test_a_model_selecting_the_real_node_runs_its_loader_there(
         message = found["terminated"].get("message", "")
         assert message.strip(), found["terminated"]
         # What the operator reads for the ModelVersion's condition: the last line, the loader's error.
-        reason = Kube(pool_size=2).loader_failure_message(ns, "modelhub.dev/model=tiny")
+        reason = Kube(pool_size=2).pod_problems(ns, "modelhub.dev/model=tiny")[1]
         assert reason == message.strip().splitlines()[-1].strip()
         assert f"{node_ip}:1" in reason, reason  # it names what it could not fetch
         server = pod["status"]["containerStatuses"][0]
         assert "running" not in (server.get("state") or {}) and not server.get("ready")
+        # ... and the ModelVersion says so, with the loader's line, not only a crash loop hidden in pod status.
+        mv = wait_condition("modelversion", "tiny-1-0-0", ns, "Available", "False", reason="ArtifactRejected",
+                            timeout=60)
+        assert f"{node_ip}:1" in condition(mv, "Available")["message"]
     finally:
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _pvc_model(ns: str, root: Any, claim: str, node: str) -> None:
+    """A local PersistentVolume on the real node (its files are this host's: the node runs here) and its claim."""
+    pv = f"{ns}-pv"
+    apply({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+           "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany"],
+                    "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "", "local": {"path": str(root)},
+                    "claimRef": {"namespace": ns, "name": claim},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}})
+    apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
+           "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
+                    "resources": {"requests": {"storage": "1Gi"}}}}, ns)
+
+
+def test_the_loader_verifies_a_pvc_artifact_in_a_real_pod_and_refuses_a_tampered_one(
+    installed: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A version whose files are on a PersistentVolume: the loader (a real container on the real node) checks every
+    file against the signed manifest, then the model server starts and serves them (read through the pod IP).
+    The same files with one byte changed: the loader refuses, no server starts, the ModelVersion says why."""
+    _, node = installed
+    ns = unique("chart-pvc")
+    kubectl("create", "namespace", ns)
+    root = tmp_path_factory.mktemp("pvc")
+    root.chmod(0o755)
+    try:
+        key = new_key()
+        files = {"weights.bin": b"\x01\x02" * 512, "config.json": b'{"layers": 2}\n'}
+        signed = make_model(root, "m", key, files=files, write_sig=False)
+        for p in [root / "m", *(root / "m").iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        keyring(ns, "release-keys", {"release": key})
+        apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m-sig"},
+               "data": {"model.sig": signed.bundle.decode()}}, ns)
+        _pvc_model(ns, root, "models", node)
+        model = model_manifest("pvcm", ["release-keys"], stable="1.0.0")
+        model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
+        model["spec"]["serving"]["runtime"] = {"image": "localhost/modelhub-model-server:dev", "port": 8080}
+        version = version_manifest("pvcm-1-0-0", "pvcm", "1.0.0", signed,
+                                   signature={"configMapRef": {"name": "m-sig", "key": "model.sig"}})
+        version["spec"]["artifact"]["uri"] = "pvc://models/m"
+        apply([model, version], ns)
+        wait_condition("modelversion", "pvcm-1-0-0", ns, "Ready", timeout=180)
+        pod = next(p for p in json.loads(kubectl("get", "pods", "-n", ns, "-l", "modelhub.dev/model=pvcm",
+                                                 "-o", "json").stdout)["items"] if p["status"].get("podIP"))
+        assert pod["spec"]["nodeName"] == node
+        served = wait_for(lambda: _http_get(f"http://{pod['status']['podIP']}:8080/model/config.json"), 30,
+                          what="the model server serving the verified files")
+        assert served == files["config.json"]
+
+        # Tamper one byte on the volume; a new pod (a restart of the rollout) loads it again and refuses.
+        (root / "m" / "weights.bin").write_bytes(b"\x01\x03" + files["weights.bin"][2:])
+        kubectl("delete", "pods", "-n", ns, "-l", "modelhub.dev/model=pvcm", "--wait=false")
+        mv = wait_condition("modelversion", "pvcm-1-0-0", ns, "Available", "False", reason="ArtifactRejected",
+                            timeout=120)
+        assert "weights.bin" in condition(mv, "Available")["message"], condition(mv, "Available")
+        for p in json.loads(kubectl("get", "pods", "-n", ns, "-l", "modelhub.dev/model=pvcm", "-o",
+                                    "json").stdout)["items"]:
+            if p["metadata"].get("deletionTimestamp"):
+                continue
+            server = (p["status"].get("containerStatuses") or [{}])[0]
+            assert not server.get("ready") and "running" not in (server.get("state") or {}), server
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        kubectl("delete", "pv", f"{ns}-pv", "--wait=false", check=False)
+
+
+def _http_get(url: str) -> bytes | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - a pod IP on our bridge
+            return resp.read()  # type: ignore[no-any-return]
+    except OSError:
+        return None
 
 def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, str]) -> None:
     """Last in this module: `helm uninstall` leaves no webhook pointing at an operator that is gone."""

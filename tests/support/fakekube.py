@@ -29,6 +29,7 @@ class FakeKube:
     recorded_events: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (verb, kind)
     unschedulable: dict[str, str] = field(default_factory=dict)  # namespace -> message for its pending pods
+    rejected: dict[str, str] = field(default_factory=dict)  # namespace -> the loader's refusal in its pods
     _rv: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # --- the test's side --------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ class FakeKube:
         """The Deployment controller and kubelets: bring readyReplicas one `step` (default: all the way) toward
         spec.replicas. Whether anything changed."""
         dep = self.objects.get(("Deployment", namespace, name))
-        if dep is None or namespace in self.unschedulable:
+        if dep is None or namespace in self.unschedulable or namespace in self.rejected:
             return False
         want = int(dep["spec"].get("replicas") or 0)
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
@@ -146,9 +147,9 @@ class FakeKube:
         obj = self.objects.get((kind, namespace, name))
         return None if obj is None else copy.deepcopy(obj["metadata"])
 
-    def unschedulable_message(self, namespace: str, selector: str) -> str | None:
+    def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]:
         self.requests.append(("list", "Pod"))
-        return self.unschedulable.get(namespace)
+        return self.unschedulable.get(namespace), self.rejected.get(namespace)
 
     def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None:
         self.requests.append(("create", "Event"))

@@ -388,3 +388,15 @@ def test_a_model_that_trusts_a_ca_verifies_certificate_signatures_and_a_ca_revoc
     h.settle(controllers=h.settle_deployments)
     assert deployments(h) == {}
     assert condition(h.kube.get("ModelVersion", NS, "clf-1-0-0"), C.REVOKED)["status"] == C.TRUE
+
+
+def test_a_refused_artifact_shows_on_the_version_as_artifact_rejected(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.0.0")
+    h.kube.rejected[NS] = "weights.bin: sha256 mismatch (expected 1f2e…, got 9a8b…)"
+    h.settle(controllers=h.settle_deployments)
+    v = h.kube.get("ModelVersion", NS, vname("1.0.0"))
+    avail = condition(v, C.AVAILABLE)
+    assert (avail["status"], avail["reason"]) == (C.FALSE, R.ARTIFACT_REJECTED)
+    assert "weights.bin: sha256 mismatch" in avail["message"]
+    assert condition(v, C.READY)["reason"] == R.ARTIFACT_REJECTED
+    assert any(e["reason"] == R.ARTIFACT_REJECTED and e["type"] == C.WARNING for e in h.kube.recorded_events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -543,3 +544,18 @@ def test_loader_failure(pods, expected):
 def test_loader_failure_is_bounded():
     reason = loader_failure([_pod("a", _loader_status({"terminated": {"exitCode": 1, "message": "x" * 5000}}))])
     assert reason is not None and len(reason) == LOADER_REASON_MAX and reason.endswith("...")
+
+
+@pytest.mark.parametrize(("pods", "reason"), [
+    ([], None),
+    ([{"metadata": {"name": "b"}, "status": {"conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/6 nodes: gpu"}]}},
+      {"metadata": {"name": "a"}, "status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}],
+     "0/6 nodes: gpu"),
+    ([{"metadata": {"name": "a"}, "status": {"conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}}], None),
+])
+def test_unschedulable_reason(pods: list[dict[str, Any]], reason: str | None) -> None:
+    from modelhub.domain.workloads import unschedulable_reason
+
+    assert unschedulable_reason(pods) == reason

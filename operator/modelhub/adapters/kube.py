@@ -20,7 +20,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from modelhub import GROUP, VERSION
-from modelhub.domain.workloads import loader_failure
+from modelhub.domain.workloads import loader_failure, unschedulable_reason
 
 log = logging.getLogger(__name__)
 
@@ -169,19 +169,11 @@ class Kube:
         body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
         return self.request("PUT", path, body=body)
 
-    def unschedulable_message(self, namespace: str, selector: str) -> str | None:
-        """The scheduler's message for the first pod of `selector` it could not place, if any."""
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
-        for pod in pods.items:
-            for c in (pod.status.conditions if pod.status else None) or []:
-                if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
-                    return str(c.message)
-        return None
-
-    def loader_failure_message(self, namespace: str, selector: str) -> str | None:
-        """The loader's one-line reason for refusing the artifact, from the pods of `selector` (None: no refusal)."""
+    def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]:
+        """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list."""
         out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", selector)])
-        return loader_failure(list(out.get("items") or []))
+        pods = list(out.get("items") or [])
+        return unschedulable_reason(pods), loader_failure(pods)
 
     def ensure_secret_key(self, namespace: str, name: str, key: str, make: Any) -> bytes:
         """The value of a Secret key, creating the namespace and Secret (value from make()) when absent."""

@@ -71,6 +71,7 @@ class WorkloadState:
     ready_replicas: int = 0
     served_digest: str | None = None
     unschedulable: str | None = None  # the scheduler's message when a pod cannot be placed
+    loader_failure: str | None = None  # the loader's one-line reason when it refused the artifact (fail closed)
 
 
 def verification_of(verified: VerifiedSignature, pinned: str) -> Verification:
@@ -210,6 +211,9 @@ def version_status(
         ready = avail
     elif not promoted or not workload.deployment:
         avail = (C.FALSE, R.NOT_PROMOTED, "verified and approved; the Model does not promote this version")
+        ready = avail
+    elif workload.loader_failure and workload.ready_replicas == 0:
+        avail = (C.FALSE, R.ARTIFACT_REJECTED, f"the loader refused the artifact: {workload.loader_failure}")
         ready = avail
     elif workload.unschedulable:
         avail = (C.FALSE, R.UNSCHEDULABLE, workload.unschedulable)

@@ -486,9 +486,17 @@ def loader_failure(pods: list[dict[str, Any]]) -> str | None:
                 return reason if len(reason) <= LOADER_REASON_MAX else reason[: LOADER_REASON_MAX - 3] + "..."
     return None
 
+def unschedulable_reason(pods: list[dict[str, Any]]) -> str | None:
+    """The scheduler's message for the first pod (by name) it could not place, if any."""
+    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name") or "")):
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                return str(c.get("message") or "0 nodes are available")[:LOADER_REASON_MAX]
+    return None
 
 
 __all__ = [
+    "unschedulable_reason",
     "ANN_DIGEST",
     "ANN_VERSION_NAME",
     "API_VERSION",

@@ -102,14 +102,15 @@ class VersionReconciler:
         replicas = int((dep.get("spec") or {}).get("replicas") or 0)
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
         tmpl = ((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        unschedulable = None
-        if ready < replicas:
+        unschedulable = rejected = None
+        if ready < replicas:  # why not: the scheduler cannot place them, or the loader refused the artifact
             instance = (_meta(dep).get("labels") or {}).get(L.INSTANCE, "")
-            unschedulable = await self.ctx.io(self.ctx.kube.unschedulable_message, m["namespace"],
-                                              f"{L.INSTANCE}={instance}")
+            unschedulable, rejected = await self.ctx.io(self.ctx.kube.pod_problems, m["namespace"],
+                                                        f"{L.INSTANCE}={instance}")
         return vdomain.WorkloadState(
             deployment=_meta(dep)["name"], replicas=replicas, ready_replicas=ready,
             served_digest=(tmpl.get("annotations") or {}).get(A.ARTIFACT_DIGEST), unschedulable=unschedulable,
+            loader_failure=rejected,
         )
 
     # --- reconcile -----------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ NOT_REVOKED = "NotRevoked"
 # ModelVersion Available / Ready
 NOT_PROMOTED = "NotPromoted"
 UNSCHEDULABLE = "Unschedulable"
+ARTIFACT_REJECTED = "ArtifactRejected"  # the loader init container refused the artifact (its reason in the message)
 MINIMUM_REPLICAS_AVAILABLE = "MinimumReplicasAvailable"
 SERVING = "Serving"  # also Model Ready
 SCALED_TO_ZERO = "ScaledToZero"
