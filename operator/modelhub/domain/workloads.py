@@ -12,6 +12,8 @@ import hashlib
 import re
 from typing import Any
 
+from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
+from modelhub.domain.loadlimits import LoaderLimits, effective_limits, loader_args, model_volume_size_limit
 from modelhub.domain.placement import GPU_RESOURCE, effective_serving, pod_placement
 
 API_VERSION = "modelhub.dev/v1alpha1"
@@ -175,7 +177,35 @@ def keys_volume(model: dict[str, Any]) -> dict[str, Any]:
     return {"name": VOLUME_KEYS, "projected": {"sources": sources}}
 
 
-def _loader(version: dict[str, Any], loader_image: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+# The S3 credentials a ModelVersion names (spec.artifact.credentialsSecretRef): only these keys of the Secret
+# reach the loader, as the standard AWS variables (never envFrom: a tenant's Secret must not set PYTHONPATH).
+CREDENTIAL_KEYS = (
+    ("AWS_ACCESS_KEY_ID", False),
+    ("AWS_SECRET_ACCESS_KEY", False),
+    ("AWS_SESSION_TOKEN", True),
+    ("AWS_REGION", True),
+    ("AWS_ENDPOINT_URL", True),
+)
+
+
+def credentials_env(artifact: dict[str, Any]) -> list[dict[str, Any]]:
+    """The loader's env entries for ``spec.artifact.credentialsSecretRef`` (none without one)."""
+    ref = artifact.get("credentialsSecretRef") or {}
+    if not ref:
+        return []
+    name = _required(ref.get("name"), "spec.artifact.credentialsSecretRef.name")
+    out: list[dict[str, Any]] = []
+    for key, optional in CREDENTIAL_KEYS:
+        selector: dict[str, Any] = {"name": name, "key": key}
+        if optional:
+            selector["optional"] = True
+        out.append({"name": key, "valueFrom": {"secretKeyRef": selector}})
+    return out
+
+
+def _loader(
+    version: dict[str, Any], loader_image: str, limits: LoaderLimits
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The loader init container and the volumes it needs besides ``model`` and ``keys``."""
     artifact = _spec(version).get("artifact") or {}
     uri = _required(artifact.get("uri"), "spec.artifact.uri")
@@ -186,6 +216,7 @@ def _loader(version: dict[str, Any], loader_image: str) -> tuple[dict[str, Any],
         "--digest", digest,
         "--dest", MODELS_DIR,
         "--keys-dir", KEYS_DIR,
+        *loader_args(limits),
     ]  # fmt: skip
     mounts: list[dict[str, Any]] = [
         {"name": VOLUME_MODEL, "mountPath": MODELS_DIR},
@@ -222,7 +253,15 @@ def _loader(version: dict[str, Any], loader_image: str) -> tuple[dict[str, Any],
         "command": command,
         "volumeMounts": mounts,
     }
+    env = credentials_env(artifact)
+    if env:
+        container["env"] = env
     return container, volumes
+
+
+def model_volume(limits: LoaderLimits) -> dict[str, Any]:
+    """The ``model`` emptyDir, sized for what the loader may write (:func:`model_volume_size_limit`)."""
+    return {"name": VOLUME_MODEL, "emptyDir": {"sizeLimit": model_volume_size_limit(limits)}}
 
 
 def _server(serving: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +311,8 @@ def build_deployment(
     role: str,
     loader_image: str,
     cpu_node_selector: dict[str, str] | None,
+    loader_limits: LoaderLimits = LOADER_DEFAULTS,
+    signed_total: int | None = None,
 ) -> dict[str, Any]:
     """The apps/v1 Deployment serving ``version`` of ``model``, named after the ModelVersion and owned by it.
 
@@ -283,6 +324,10 @@ def build_deployment(
     template. Without a signature location in the version, the loader is given none and applies its own
     default. Raises :class:`WorkloadError` or :class:`~modelhub.domain.placement.PlacementError` (both
     ValueError) when no valid Deployment can be built.
+
+    The loader's bounds are ``loader_limits`` (the operator-wide settings) tightened by the version's
+    ``spec.artifact.size`` or, better, `signed_total` (the total the verified manifest states, when it states
+    sizes); they go to the loader as flags, and the model emptyDir's ``sizeLimit`` is derived from them.
     """
     if role not in ROLES:
         raise WorkloadError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -301,9 +346,13 @@ def build_deployment(
 
     serving = effective_serving(_spec(model).get("serving"), vspec.get("serving"))
     placement = pod_placement(serving, cpu_node_selector=cpu_node_selector)
-    loader, extra_volumes = _loader(version, loader_image)
+    try:
+        limits = effective_limits(vspec.get("artifact") or {}, loader_limits, signed_total=signed_total)
+    except ValueError as exc:
+        raise WorkloadError(str(exc)) from None
+    loader, extra_volumes = _loader(version, loader_image, limits)
     server = _server(serving, placement)
-    volumes = [{"name": VOLUME_MODEL, "emptyDir": {}}, keys_volume(model), *extra_volumes]
+    volumes = [model_volume(limits), keys_volume(model), *extra_volumes]
 
     pod_spec: dict[str, Any] = {
         "initContainers": [loader],
@@ -435,6 +484,8 @@ __all__ = [
     "WorkloadError",
     "build_deployment",
     "build_service",
+    "credentials_env",
+    "model_volume",
     "deployment_labels",
     "keys_volume",
     "owner_reference",
