@@ -7,7 +7,7 @@ export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
 N ?= 100
 
 .PHONY: dev tools crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint \
-        bench-verify bench-rollout bench-revocation clean
+        bench-verify bench-rollout bench-revocation fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: dev tools ## every test: unit, then e2e on the local control plane (brough
 
 test-unit: dev
 	$(BIN)/python -m pytest -q -ra tests/unit
+
+fuzz: dev ## property-based fuzzing of bundles and admission: 10,000+ examples per property (HYPOTHESIS_PROFILE=fuzz)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -ra -p no:cacheprovider tests/unit/test_fuzz.py
 
 test-e2e: dev tools
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e
