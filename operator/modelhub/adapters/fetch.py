@@ -285,7 +285,7 @@ _WATCHDOG = _Watchdog()
 @contextlib.contextmanager
 def _guard(limits: Limits, sock_of: Callable[[], socket.socket | None]) -> Iterator[dict[str, bool]]:
     """Shut the socket down at the deadline (and when `stop` is set, polled every second)."""
-    fired = {"deadline": False}
+    fired = {"deadline": False, "done": False}
 
     def kill() -> None:
         fired["deadline"] = True
@@ -303,14 +303,14 @@ def _guard(limits: Limits, sock_of: Callable[[], socket.socket | None]) -> Itera
         def poll() -> None:
             if stop.is_set():
                 kill()
-            elif not fired["deadline"]:
+            elif not fired["done"]:
                 handles.append(_WATCHDOG.at(time.monotonic() + 1.0, poll))
 
         handles.append(_WATCHDOG.at(time.monotonic() + 1.0, poll))
     try:
         yield fired
     finally:
-        fired["deadline"] = True  # stops the stop-poller from re-arming
+        fired["done"] = True  # stops the stop-poller from re-arming
         for h in handles:
             _WATCHDOG.cancel(h)
 
@@ -505,6 +505,9 @@ def _http_open(
                     if fired["deadline"] or isinstance(exc, TimeoutError):
                         raise _late(limits, shown_uri) from None
                     raise StoreError("Unreachable", f"{redact(shown_uri)}: {exc or type(exc).__name__}") from None
+            if fired["deadline"]:  # the socket was shut down under a header still arriving
+                resp.close()
+                raise _late(limits, shown_uri)
             status = resp.status
             if 300 <= status < 400 and status != 304:
                 location = resp.getheader("Location")

@@ -32,6 +32,7 @@ Nothing here imports kopf or kubernetes; boto3 is imported only when an s3:// UR
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import posixpath
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 DEFAULT_SIGNATURE_NAME = "model.sig"  # the model_signing tool's default bundle name
-DEFAULT_MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # MODELHUB_BUNDLE_MAX_BYTES overrides it where no cap is given
 DEFAULT_TIMEOUT = 60.0  # seconds, per connect and per read (not per whole transfer)
 PVC_ROOT_ENV = "MODELHUB_PVC_ROOT"
 DEFAULT_PVC_ROOT = "/mnt/pvc"
@@ -250,8 +251,6 @@ def _limits(
     if limits is None:
         return fetch.Limits(max_bytes=max_bytes, read_timeout=timeout, connect_timeout=min(timeout, 30.0))
     if max_bytes is not None and (limits.max_bytes is None or limits.max_bytes > max_bytes):
-        import dataclasses
-
         return dataclasses.replace(limits, max_bytes=max_bytes)
     return limits
 
@@ -259,17 +258,27 @@ def _limits(
 def fetch_bytes(
     uri: str,
     *,
-    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    max_bytes: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     limits: Any | None = None,
 ) -> bytes:
     """The whole content of one (small) object, e.g. a signature bundle; more than `max_bytes` is TooLarge.
 
-    `limits` (a :class:`modelhub.adapters.fetch.Limits`) adds a deadline and a minimum rate. This is the
-    loader's view (any local path, any address, redirects followed, proxies honoured); the operator fetches
-    with :mod:`modelhub.adapters.bundles`, which is restricted."""
+    `limits` (a :class:`modelhub.adapters.fetch.Limits`) sets the cap, a deadline and a minimum rate; without
+    them, the bundle settings of the environment apply (``MODELHUB_BUNDLE_MAX_BYTES``, default 4 MiB,
+    ``MODELHUB_BUNDLE_DEADLINE_SECONDS``, ``MODELHUB_BUNDLE_MIN_RATE``...). This is the loader's view (any
+    local path, any address, redirects followed, proxies honoured); the operator's restricted view is
+    :class:`modelhub.adapters.bundles.BundleFetcher`."""
     from modelhub.adapters import fetch
 
+    if limits is None:
+        from modelhub.adapters.bundles import BundleSettings
+
+        try:
+            bundle_settings = BundleSettings.from_env()
+        except ValueError:
+            bundle_settings = BundleSettings()
+        limits = dataclasses.replace(bundle_settings.limits(), read_timeout=timeout)
     return fetch.read_bytes(
         uri,
         limits=_limits(timeout, max_bytes, limits),
