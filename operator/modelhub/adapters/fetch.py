@@ -456,7 +456,7 @@ def _http_open(
     for hop in range(net.max_redirects + 1):
         parts = urllib.parse.urlsplit(current)
         scheme = parts.scheme.lower()
-        if scheme == "http" and not (net.allow_http or plain_http_ok):
+        if scheme == "http" and not (net.allow_http or (plain_http_ok and hop == 0)):  # (the S3 endpoint)
             raise StoreError("Unsupported", f"{redact(shown_uri)}: plain http is refused ({redact(current)})")
         if scheme not in ("http", "https") or not parts.hostname:
             raise StoreError("Unsupported", f"{redact(shown_uri)}: refused location {redact(current)}")
