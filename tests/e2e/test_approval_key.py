@@ -7,10 +7,10 @@ import base64
 import secrets
 
 import pytest
-from tests.e2e.kubehelp import kubectl
 
 from modelhub.adapters.kube import Kube
 from modelhub.domain.approvalkey import MIN_BYTES, ApprovalKeyError
+from tests.e2e.kubehelp import kubectl
 
 NAME = "modelhub-approval-key"
 
