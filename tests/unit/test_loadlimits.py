@@ -87,3 +87,43 @@ def test_credentials_reach_the_loader_key_by_key() -> None:
     assert set(env) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                         "AWS_ENDPOINT_URL"}
     assert "env" not in container(deploy()["spec"]["template"]["spec"], "loader")
+
+
+def _pod(state: dict, last: dict | None = None, name: str = "loader") -> dict:
+    status = {"name": name, "state": state}
+    if last is not None:
+        status["lastState"] = last
+    return {"metadata": {"name": "sentiment-1-0-0-abc"}, "status": {"initContainerStatuses": [status]}}
+
+
+def test_loader_failure_from_the_termination_message() -> None:
+    failed = loadlimits.loader_failure(_pod({"terminated": {
+        "exitCode": 1, "reason": "Error",
+        "message": "TooLarge: weights/a.bin: https://s/a.bin is more than the 1000 bytes allowed for this file"}}))
+    assert failed == loadlimits.LoaderFailure(
+        "TooLarge", "weights/a.bin: https://s/a.bin is more than the 1000 bytes allowed for this file",
+        "sentiment-1-0-0-abc", 1)
+    # restarted and waiting again: the last state tells
+    waiting = loadlimits.loader_failure(_pod({"waiting": {"reason": "CrashLoopBackOff"}},
+                                             {"terminated": {"exitCode": 1, "message": "TooSlow: x: 2 bytes/s"}}))
+    assert waiting is not None and (waiting.reason, waiting.message) == ("TooSlow", "x: 2 bytes/s")
+
+
+def test_loader_failure_without_our_message() -> None:
+    oom = loadlimits.loader_failure(_pod({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}))
+    assert oom is not None and oom.reason == "OOMKilled" and "137" in oom.message
+    junk = loadlimits.loader_failure(_pod({"terminated": {"exitCode": 2, "reason": "bad reason!",
+                                                          "message": "Traceback (most recent call last):\n  "
+                                                          "File x\nKeyError: " + "x" * 5000}}))
+    assert junk is not None and junk.reason == "LoadFailed" and "\n" not in junk.message
+    assert len(junk.message) <= loadlimits.MESSAGE_MAX
+    tail = loadlimits.loader_failure(_pod({"terminated": {"exitCode": 1, "reason": "Error", "message":
+                                                          "load: signature OK\nerror: Timeout: a.bin: deadline\n"}}))
+    assert tail is not None and (tail.reason, tail.message) == ("Timeout", "a.bin: deadline")
+
+
+def test_no_loader_failure() -> None:
+    assert loadlimits.loader_failure({"status": {}}) is None
+    assert loadlimits.loader_failure(_pod({"running": {}})) is None
+    assert loadlimits.loader_failure(_pod({"terminated": {"exitCode": 0}})) is None
+    assert loadlimits.loader_failure(_pod({"terminated": {"exitCode": 1}}, name="other")) is None

@@ -10,6 +10,7 @@ manifest states, and fails closed with a one-line reason when any is exceeded.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 __all__ = [
     "DEFAULTS",
     "ENV",
+    "LoaderFailure",
     "LoaderLimits",
     "effective_limits",
     "file_cap",
     "limits_from_env",
+    "loader_failure",
     "loader_args",
     "model_volume_size_limit",
     "parse_size",
@@ -155,3 +158,55 @@ def model_volume_size_limit(limits: LoaderLimits) -> str:
     lock, filesystem rounding), in whole MiB. The loader stages inside the volume and renames, and discards any
     earlier copy before fetching, so the total is never held twice."""
     return f"{math.ceil((limits.max_total_bytes + VOLUME_HEADROOM) / MiB)}Mi"
+
+
+# ------------------------------------------------------------------------------------ loader failures
+
+LOADER_CONTAINER = "loader"
+_REASON_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+MESSAGE_MAX = 1024
+
+
+@dataclass(frozen=True)
+class LoaderFailure:
+    """Why a pod's loader init container failed: its one-line ``Reason: message`` termination message."""
+
+    reason: str
+    message: str
+    pod: str
+    exit_code: int | None
+
+
+def loader_failure(pod: Mapping[str, Any], container: str = LOADER_CONTAINER) -> LoaderFailure | None:
+    """The loader's last failure in `pod` (as the API returns it), from its termination message (current state
+    first, else the last state of a restarted container); None when it has not failed. The message is the
+    loader's own (``Reason: message``); anything else there (a log tail, an OOM kill) becomes ``LoadFailed`` or
+    the kubelet's reason, on one line and at most :data:`MESSAGE_MAX` characters."""
+    statuses = ((pod.get("status") or {}).get("initContainerStatuses")) or []
+    status = next((s for s in statuses if isinstance(s, Mapping) and s.get("name") == container), None)
+    if status is None:
+        return None
+    name = str((pod.get("metadata") or {}).get("name") or "")
+    for state_key in ("state", "lastState"):
+        terminated = ((status.get(state_key) or {}).get("terminated")) or None
+        if not isinstance(terminated, Mapping):
+            continue
+        code = terminated.get("exitCode")
+        if code == 0:
+            return None
+        raw = str(terminated.get("message") or "")
+        lines = [line for line in raw.splitlines() if line.startswith("error: ")]
+        if lines:  # a log tail (terminationMessagePolicy FallbackToLogsOnError): the loader's last error line
+            raw = lines[-1][len("error: "):]
+        text = " ".join(raw.split())
+        head, sep, rest = text.partition(": ")
+        if sep and _REASON_RE.match(head):
+            reason, message = head, rest
+        else:
+            reason = str(terminated.get("reason") or "LoadFailed")
+            reason = reason if _REASON_RE.match(reason) else "LoadFailed"
+            message = text or f"the loader exited with code {code}"
+        if len(message) > MESSAGE_MAX:
+            message = message[: MESSAGE_MAX - 3] + "..."
+        return LoaderFailure(reason, message, name, code if isinstance(code, int) else None)
+    return None
