@@ -391,16 +391,19 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 
 _SSL_LOCK = threading.Lock()
-_SSL_CACHE: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_SSL_CACHE: dict[tuple[str | None, ...], ssl.SSLContext] = {}
 
 
-def _ssl_context() -> ssl.SSLContext:
-    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+def _ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The verifying context: the system CAs (or SSL_CERT_FILE/SSL_CERT_DIR), or only `ca_file` when given
+    (AWS_CA_BUNDLE for an S3 endpoint, as boto3 does)."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ca_file)
     with _SSL_LOCK:
         ctx = _SSL_CACHE.get(key)
         if ctx is None:
-            ctx = ssl.create_default_context()
-            _SSL_CACHE.clear()
+            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+            if len(_SSL_CACHE) > 8:
+                _SSL_CACHE.clear()
             _SSL_CACHE[key] = ctx
         return ctx
 
@@ -449,7 +452,8 @@ def _http_status_error(uri: str, status: int, reason: str) -> StoreError:
 
 @contextlib.contextmanager
 def _http_open(
-    url: str, shown_uri: str, limits: Limits, net: NetworkPolicy, *, plain_http_ok: bool = False
+    url: str, shown_uri: str, limits: Limits, net: NetworkPolicy, *, plain_http_ok: bool = False,
+    ca_file: str | None = None,
 ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket | None]]:
     """GET `url` (following allowed redirects); yields the response with its status checked (2xx)."""
     current = url
@@ -468,7 +472,7 @@ def _http_open(
         timeout = limits.timeout(limits.connect_timeout)
         if proxy is not None:
             if scheme == "https":
-                conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=_ssl_context())
+                conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=_ssl_context(ca_file))
                 conn.set_tunnel(host, port)
             else:
                 conn = http.client.HTTPConnection(proxy[0], proxy[1], timeout=timeout)
@@ -476,7 +480,7 @@ def _http_open(
         else:
             address = _resolve(host, port, net, shown_uri, limits)
             if scheme == "https":
-                conn = _PinnedHTTPSConnection(host, port, address, timeout=timeout, context=_ssl_context())
+                conn = _PinnedHTTPSConnection(host, port, address, timeout=timeout, context=_ssl_context(ca_file))
             else:
                 conn = _PinnedHTTPConnection(host, port, address, timeout=timeout)
         header_deadline = time.monotonic() + limits.timeout(limits.read_timeout)
@@ -728,7 +732,8 @@ def _pump(
         return _pump_local(loc, local, sink, limits, what, expected, follow_symlinks)
     if loc.scheme == "s3":
         url = _s3_presign(loc, credentials, s3_ambient)
-        with _http_open(url, loc.uri, limits, net, plain_http_ok=True) as (resp, sock):
+        ca = os.environ.get("AWS_CA_BUNDLE") or None
+        with _http_open(url, loc.uri, limits, net, plain_http_ok=True, ca_file=ca) as (resp, sock):
             return _pump_http(resp, sock, sink, limits, loc.uri, what, expected)
     with _http_open(loc.url, uri, limits, net) as (resp, sock):
         return _pump_http(resp, sock, sink, limits, uri, what, expected)
