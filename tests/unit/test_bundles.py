@@ -319,10 +319,14 @@ def test_requests_never_block_and_land_on_the_loop(artifact: Path, tls: TlsFiles
             await asyncio.wait_for(done.wait(), timeout=120)
             result = f.request(("ns", "good"), f"{good.url}/model.sig")
             assert isinstance(result, Bundle)
-            assert f.request(("ns", "good"), f"{good.url}/model.sig") is None  # handed out once: fetched anew
+            assert f.request(("ns", "good"), f"{good.url}/model.sig") is result  # fresh: no new fetch
+            assert good.requests == ["/model.sig"]
             assert landed == [loop_thread]
+            # another URI for the same key replaces the result: nothing stale from the old location
+            assert f.request(("ns", "good"), f"{good.url}/other.sig") is None
             for i in range(16):
                 f.cancel(("ns", f"bad-{i}"))
+            f.cancel(("ns", "good"))
             f.shutdown()
 
     asyncio.run(scenario())
@@ -344,3 +348,33 @@ def test_cancelling_the_awaiting_task_stops_the_transfer(artifact: Path, tls: Tl
         f.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_stale_result_while_revalidating(artifact: Path, tls: TlsFiles) -> None:
+    """Past its freshness, a result is still returned while a refresh runs in the background."""
+
+    async def scenario() -> None:
+        f = BundleFetcher(BundleSettings(allow_cidrs=LOOPBACK), cache_seconds=0.0)
+        done = asyncio.Event()
+        with serve_directory(artifact, tls=tls) as good:
+            uri = f"{good.url}/model.sig"
+            assert f.request("k", uri, on_done=done.set) is None
+            await asyncio.wait_for(done.wait(), timeout=60)
+            first = f.request("k", uri)  # stale at once (cache 0 s): returned, and a refresh starts
+            assert isinstance(first, Bundle)
+            assert f.in_flight == 1 or len(good.requests) == 2
+            f.cancel("k")
+        f.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_refusals_are_retried_on_the_callers_schedule(artifact: Path) -> None:
+    f = BundleFetcher(BundleSettings(), retry_seconds=0.0)
+    assert f.request("k", "file:///etc/shadow") is None
+    while f.in_flight:
+        threading.Event().wait(0.05)
+    r = f.request("k", "file:///etc/shadow")  # the refusal, and (retry 0 s) a new attempt behind it
+    assert isinstance(r, Refusal) and r.reason == "BundleRefused"
+    f.cancel("k")
+    f.shutdown()

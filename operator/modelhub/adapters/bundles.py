@@ -67,6 +67,7 @@ ENV = {
     "allow_http": "MODELHUB_ALLOW_HTTP",
     "s3_ambient_credentials": "MODELHUB_S3_AMBIENT_CREDENTIALS",
     "max_json_tokens": "MODELHUB_BUNDLE_MAX_JSON_TOKENS",
+    "cache_seconds": "MODELHUB_BUNDLE_CACHE_SECONDS",
 }
 
 
@@ -90,6 +91,7 @@ class BundleSettings:
     allow_http: bool = False
     s3_ambient_credentials: bool = False
     max_json_tokens: int = 4096  # JSON structure characters ({ [ , :) a bundle may hold
+    cache_seconds: float = 300.0  # how long a fetched bundle is reused before it is fetched again
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1 or self.concurrency < 1 or self.max_json_tokens < 1:
@@ -113,7 +115,7 @@ class BundleSettings:
 
         if get("max_bytes"):
             kw["max_bytes"] = parse_size(get("max_bytes"), ENV["max_bytes"])
-        for name in ("deadline_seconds", "min_rate", "rate_window"):
+        for name in ("deadline_seconds", "min_rate", "rate_window", "cache_seconds"):
             if get(name):
                 try:
                     kw[name] = float(get(name))
@@ -288,9 +290,17 @@ class BundleFetcher:
     """Bundle fetches on a pool of ``settings.concurrency`` threads of their own (see the module docstring)."""
 
     def __init__(
-        self, settings: BundleSettings | None = None, *, max_results: int = 10_000, verify_workers: int = 2
+        self,
+        settings: BundleSettings | None = None,
+        *,
+        max_results: int = 10_000,
+        verify_workers: int = 2,
+        cache_seconds: float | None = None,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.settings = settings or BundleSettings.from_env()
+        self.cache_seconds = self.settings.cache_seconds if cache_seconds is None else cache_seconds
+        self.retry_seconds = retry_seconds
         self._net = self.settings.network_policy()
         self._local = self.settings.local_policy()
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -301,7 +311,7 @@ class BundleFetcher:
         )
         self._lock = threading.Lock()
         self._jobs: dict[Hashable, _Job] = {}
-        self._results: OrderedDict[Hashable, tuple[str, Bundle | Refusal]] = OrderedDict()
+        self._results: OrderedDict[Hashable, tuple[str, Bundle | Refusal, float]] = OrderedDict()
         self._max_results = max_results
 
     # -- blocking core (runs on the pool) ---------------------------------------------------------------
@@ -345,22 +355,28 @@ class BundleFetcher:
         credentials: S3Credentials | None = None,
         on_done: Callable[[], None] | None = None,
     ) -> Bundle | Refusal | None:
-        """Non-blocking. The result of the fetch of `uri` for `key` if it has finished (handed out once), else
-        None after making sure one runs; `on_done` is then called when it finishes - on the event loop of the
-        caller when called from one (use it to re-enqueue `key`). A request for another URI or other
-        credentials replaces (and stops) the running one."""
+        """Non-blocking. The last result of fetching `uri` for `key`, else None; either way a fetch is started
+        (once) when there is no fresh result - a Bundle stays fresh ``cache_seconds``, a Refusal
+        ``retry_seconds`` (so the caller's own backoff decides when a refused fetch is tried again). While a
+        refresh runs, the previous result is returned (stale while revalidating). `on_done` is called when the
+        started fetch finishes - on the event loop of the caller when called from one (use it to re-enqueue
+        `key`). A request for another URI or other credentials replaces (and stops) the running one."""
         fingerprint = _fingerprint(uri, credentials)
         callback = _on_loop(on_done)
+        now = time.monotonic()
         with self._lock:
             done = self._results.get(key)
+            previous: Bundle | Refusal | None = None
             if done is not None and done[0] == fingerprint:
-                del self._results[key]
-                return done[1]
+                previous = done[1]
+                ttl = self.cache_seconds if isinstance(previous, Bundle) else self.retry_seconds
+                if now - done[2] < ttl:
+                    return previous
             job = self._jobs.get(key)
             if job is not None and job.fingerprint == fingerprint:
                 if callback is not None:
                     job.callbacks.append(callback)
-                return None
+                return previous
             if job is not None:
                 job.stop.set()
                 job.future.cancel()
@@ -368,11 +384,13 @@ class BundleFetcher:
             future = self._pool.submit(self.fetch_sync, uri, credentials=credentials, stop=stop)
             job = _Job(fingerprint, stop, future, [callback] if callback else [])
             self._jobs[key] = job
+            if previous is None:
+                self._results.pop(key, None)
         def finished(f: concurrent.futures.Future[Bundle | Refusal], k: Hashable = key, j: _Job = job) -> None:
             self._finished(k, j, f)
 
         future.add_done_callback(finished)
-        return None
+        return previous
 
     def cancel(self, key: Hashable) -> None:
         """Stop a running fetch for `key` (e.g. the ModelVersion was deleted) and forget its result."""
@@ -418,7 +436,7 @@ class BundleFetcher:
             if self._jobs.get(key) is not job:
                 return  # replaced or cancelled meanwhile
             del self._jobs[key]
-            self._results[key] = (job.fingerprint, result)
+            self._results[key] = (job.fingerprint, result, time.monotonic())
             self._results.move_to_end(key)
             while len(self._results) > self._max_results:
                 self._results.popitem(last=False)
