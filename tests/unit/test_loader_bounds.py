@@ -210,3 +210,46 @@ def test_one_line_caps_and_flattens() -> None:
     assert loadcmd.one_line("a\nb\tc\x00d") == "a b c d"
     long = loadcmd.one_line("é" * 5000)
     assert len(long.encode()) <= loadcmd.TERMINATION_MESSAGE_MAX and long.endswith("...")
+
+
+def test_sigterm_while_a_store_stalls(signed: Signed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubernetes stops a stuck init container with SIGTERM: the loader cleans up and says why, on one line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.unit.test_loader import REPO
+
+    allow_http(monkeypatch)
+    dest = tmp_path / "dest"
+    log = tmp_path / "termination-log"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "operator"), loadcmd.TERMINATION_LOG_ENV: str(log)}
+    with hostile_server(signed.root) as server:
+        server.modes[BIG] = "silent"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelhub", "load", *load_args(server.url, signed, dest, "--timeout", "600",
+                                                                 "--min-rate", "0")],
+            stderr=subprocess.PIPE, text=True, env=env,
+        )
+        try:
+            while BIG not in server.requests:
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read() if proc.stderr else "")
+                threading_wait(0.05)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert log.read_text() == f"Terminated: the loader was stopped by signal {int(signal.SIGTERM)}"
+    assert err.rstrip("\n").splitlines()[-1] == f"error: {log.read_text()}"
+    assert not (dest / "model").exists()
+    assert not [p for p in dest.iterdir() if p.name.startswith(".staging-")]
+
+
+def threading_wait(seconds: float) -> None:
+    import threading
+
+    threading.Event().wait(seconds)
