@@ -14,6 +14,8 @@ from tests.unit.test_loader import Signed, keypair, load_args, run_load, sign, s
 from modelhub.cli import loadcmd
 from modelhub.domain import loadlimits
 
+SLACK = ("--timeout", "60")  # where silence is not what is tested (a busy machine may pause a server thread)
+
 __all__ = ["signed"]  # the fixture, imported
 
 BIG = "/weights/model-00001.safetensors"
@@ -50,10 +52,10 @@ def test_store_sending_more_than_the_declared_total(
     dest = tmp_path / "dest"
     with hostile_server(signed.root) as server:
         server.modes[BIG] = "grow"
-        code = run_load(*load_args(server.url, signed, dest, "--max-total-bytes", str(total_size(signed)), "--workers", "1"))
+        code = run_load(*load_args(server.url, signed, dest, "--max-total-bytes", str(total_size(signed)), "--workers", "1", *SLACK))
         assert code == 1
         line = failure(capsys, termination_log, dest)
-        assert line.startswith("TooLarge: ") and "model-00001" in line
+        assert line.startswith("TooLarge: ") and "model-00001" in line, line
         assert server.sent[BIG] < server.extra  # cut off, not read to the end
 
 
@@ -65,9 +67,9 @@ def test_flood_bounded_by_the_per_file_limit(
     dest = tmp_path / "dest"
     with hostile_server(signed.root) as server:
         server.modes[BIG] = "flood"
-        assert run_load(*load_args(server.url, signed, dest, "--max-file-bytes", "1Mi")) == 1
+        assert run_load(*load_args(server.url, signed, dest, "--max-file-bytes", "1Mi", *SLACK)) == 1
         line = failure(capsys, termination_log, dest)
-        assert line.startswith("TooLarge: ") and str(1024 * 1024) in line
+        assert line.startswith("TooLarge: ") and str(1024 * 1024) in line, line
 
 
 def test_sharded_manifest_more_than_signed(
@@ -86,9 +88,9 @@ def test_sharded_manifest_more_than_signed(
     dest = tmp_path / "dest"
     with hostile_server(root) as server:
         server.modes[BIG] = "grow"
-        assert run_load(*load_args(server.url, s, dest)) == 1
+        assert run_load(*load_args(server.url, s, dest, *SLACK)) == 1
         line = failure(capsys, termination_log, dest)
-        assert line.startswith("SizeMismatch: ") and "700000 bytes the signed manifest says" in line
+        assert line.startswith("SizeMismatch: ") and "700000 bytes the signed manifest says" in line, line
         assert server.sent[BIG] < server.extra
 
 
@@ -106,7 +108,7 @@ def test_signed_total_above_the_limit_fetches_nothing(
     s = Signed(root, keys, digest, private_pem)
     dest = tmp_path / "dest"
     with hostile_server(root) as server:
-        assert run_load(*load_args(server.url, s, dest, "--max-total-bytes", "500000")) == 1
+        assert run_load(*load_args(server.url, s, dest, "--max-total-bytes", "500000", *SLACK)) == 1
         line = failure(capsys, termination_log, dest)
         assert line.startswith("TooLarge: the signed manifest lists")
         assert server.requests == ["/model.sig"]
@@ -183,12 +185,12 @@ def test_https_hostile_store_with_real_tls(
     dest = tmp_path / "dest"
     with hostile_server(signed.root, tls=tls) as server:
         server.modes[BIG] = "flood"
-        assert run_load(*load_args(server.url, signed, dest, "--max-total-bytes", str(total_size(signed)))) == 1
+        assert run_load(*load_args(server.url, signed, dest, "--max-total-bytes", str(total_size(signed)), *SLACK)) == 1
         assert failure(capsys, termination_log, dest).startswith("TooLarge: ")
     # and the same store, behaving, loads fine within the same limits
     dest2 = tmp_path / "dest2"
     with hostile_server(signed.root, tls=tls) as server:
-        assert run_load(*load_args(server.url, signed, dest2, "--max-total-bytes", str(total_size(signed)))) == 0
+        assert run_load(*load_args(server.url, signed, dest2, "--max-total-bytes", str(total_size(signed)), *SLACK)) == 0
     assert (dest2 / "model" / "config.json").is_file()
 
 
