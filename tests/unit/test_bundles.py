@@ -314,19 +314,19 @@ def test_requests_never_block_and_land_on_the_loop(artifact: Path, tls: TlsFiles
             for i in range(16):
                 bad.modes[f"/{i}.sig"] = "silent"
                 assert f.request(("ns", f"bad-{i}"), f"{bad.url}/{i}.sig") is None
-            assert f.request(("ns", "good"), f"{good.url}/model.sig", on_done=on_done) is None
+            assert f.request(("other", "good"), f"{good.url}/model.sig", on_done=on_done) is None
             assert f.in_flight == 17
             await asyncio.wait_for(done.wait(), timeout=120)
-            result = f.request(("ns", "good"), f"{good.url}/model.sig")
+            result = f.request(("other", "good"), f"{good.url}/model.sig")
             assert isinstance(result, Bundle)
-            assert f.request(("ns", "good"), f"{good.url}/model.sig") is result  # fresh: no new fetch
+            assert f.request(("other", "good"), f"{good.url}/model.sig") is result  # fresh: no new fetch
             assert good.requests == ["/model.sig"]
             assert landed == [loop_thread]
             # another URI for the same key replaces the result: nothing stale from the old location
-            assert f.request(("ns", "good"), f"{good.url}/other.sig") is None
+            assert f.request(("other", "good"), f"{good.url}/other.sig") is None
             for i in range(16):
                 f.cancel(("ns", f"bad-{i}"))
-            f.cancel(("ns", "good"))
+            f.cancel(("other", "good"))
             f.shutdown()
 
     asyncio.run(scenario())
@@ -378,3 +378,27 @@ def test_refusals_are_retried_on_the_callers_schedule(artifact: Path) -> None:
     assert isinstance(r, Refusal) and r.reason == "BundleRefused"
     f.cancel("k")
     f.shutdown()
+
+
+def test_one_namespace_cannot_take_every_thread(artifact: Path, tls: TlsFiles) -> None:
+    """Two threads, eight never-answering stores in namespace a: b's bundle is fetched while all of a's
+    fetches are still hanging (a may hold only one thread)."""
+
+    async def scenario() -> None:
+        f = BundleFetcher(BundleSettings(allow_cidrs=LOOPBACK, concurrency=2, per_namespace=1,
+                                         deadline_seconds=120.0, min_rate=0.0, read_timeout=120.0))
+        landed = asyncio.Event()
+        with hostile_server(artifact, tls=tls) as bad, serve_directory(artifact, tls=tls) as good:
+            for i in range(8):
+                bad.modes[f"/{i}.sig"] = "silent"
+                f.request(("a", f"v{i}"), f"{bad.url}/{i}.sig")
+            f.request(("b", "v0"), f"{good.url}/model.sig", on_done=landed.set)
+            await asyncio.wait_for(landed.wait(), timeout=100)
+            assert isinstance(f.request(("b", "v0"), f"{good.url}/model.sig"), Bundle)
+            assert f.in_flight == 8  # every one of a's fetches is still waiting or hanging
+            assert len(bad.requests) == 1  # a got one thread, never two
+            for i in range(8):
+                f.cancel(("a", f"v{i}"))
+        f.shutdown()
+
+    asyncio.run(scenario())

@@ -33,7 +33,7 @@ import json
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +61,7 @@ ENV = {
     "min_rate": "MODELHUB_BUNDLE_MIN_RATE",
     "rate_window": "MODELHUB_BUNDLE_RATE_WINDOW_SECONDS",
     "concurrency": "MODELHUB_BUNDLE_FETCH_CONCURRENCY",
+    "per_namespace": "MODELHUB_BUNDLE_FETCH_PER_NAMESPACE",
     "file_roots": "MODELHUB_BUNDLE_FILE_ROOTS",
     "allow_cidrs": "MODELHUB_FETCH_ALLOW_CIDRS",
     "deny_cidrs": "MODELHUB_FETCH_DENY_CIDRS",
@@ -85,6 +86,7 @@ class BundleSettings:
     rate_window: float = 5.0
     read_timeout: float = 10.0
     concurrency: int = 8
+    per_namespace: int = 0  # fetches of one namespace at once (0: half of concurrency)
     file_roots: tuple[str, ...] = ()
     allow_cidrs: tuple[fetch.IPNetwork, ...] = ()
     deny_cidrs: tuple[fetch.IPNetwork, ...] = ()  # refused in addition to fetch.DEFAULT_DENY
@@ -94,7 +96,7 @@ class BundleSettings:
     cache_seconds: float = 300.0  # how long a fetched bundle is reused before it is fetched again
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1 or self.concurrency < 1 or self.max_json_tokens < 1:
+        if self.max_bytes < 1 or self.concurrency < 1 or self.max_json_tokens < 1 or self.per_namespace < 0:
             raise ValueError("bundle max bytes, concurrency and JSON token limit must be at least 1")
         if not (self.deadline_seconds > 0 and self.rate_window > 0 and self.min_rate >= 0):
             raise ValueError("bundle deadline and rate window must be > 0, the minimum rate >= 0")
@@ -121,7 +123,7 @@ class BundleSettings:
                     kw[name] = float(get(name))
                 except ValueError:
                     raise ValueError(f"{ENV[name]}: {get(name)!r} is not a number") from None
-        for name in ("concurrency", "max_json_tokens"):
+        for name in ("concurrency", "max_json_tokens", "per_namespace"):
             if get(name):
                 try:
                     kw[name] = int(get(name))
@@ -278,6 +280,77 @@ def s3_credentials_from_secret(secret: Mapping[str, Any] | None, namespace: str,
 # ---------------------------------------------------------------------------------------------- fetcher
 
 
+class _FairQueue:
+    """Runs callables on `pool`: at most `limit` at once, at most `per_group` of one group (a namespace), and
+    the waiting groups served in turn - so one namespace's slow stores never take every thread."""
+
+    def __init__(self, pool: concurrent.futures.ThreadPoolExecutor, limit: int, per_group: int) -> None:
+        self._pool = pool
+        self._limit = limit
+        self._per_group = per_group
+        self._lock = threading.Lock()
+        self._queues: OrderedDict[Hashable, deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]] = (
+            OrderedDict()
+        )
+        self._running: dict[Hashable, int] = {}
+        self._total = 0
+
+    def submit(self, group: Hashable, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            self._queues.setdefault(group, deque()).append((fn, future))
+        self._pump()
+        return future
+
+    def close(self) -> None:
+        """Cancel everything still waiting."""
+        with self._lock:
+            waiting = [future for queue in self._queues.values() for _, future in queue]
+            self._queues.clear()
+        for future in waiting:
+            future.cancel()
+
+    def _pump(self) -> None:
+        start = []
+        with self._lock:
+            while self._total < self._limit:
+                ready = [g for g in self._queues if self._running.get(g, 0) < self._per_group][:1]
+                if not ready:
+                    break
+                group = ready[0]
+                queue = self._queues[group]
+                fn, future = queue.popleft()
+                if queue:
+                    self._queues.move_to_end(group)  # its next task waits for the other groups' turn
+                else:
+                    del self._queues[group]
+                if not future.set_running_or_notify_cancel():
+                    continue  # cancelled while it waited
+                self._total += 1
+                self._running[group] = self._running.get(group, 0) + 1
+                start.append((group, fn, future))
+        for group, fn, future in start:
+            try:
+                self._pool.submit(self._run, group, fn, future)
+            except RuntimeError:  # the pool is shut down
+                future.set_exception(RuntimeError("the bundle fetcher is shut down"))
+
+    def _run(self, group: Hashable, fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the future's owner
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        finally:
+            with self._lock:
+                self._total -= 1
+                self._running[group] -= 1
+                if not self._running[group]:
+                    del self._running[group]
+            self._pump()
+
+
 @dataclass
 class _Job:
     fingerprint: str
@@ -306,6 +379,8 @@ class BundleFetcher:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="bundle-fetch"
         )
+        per_group = self.settings.per_namespace or max(1, self.settings.concurrency // 2)
+        self._queue = _FairQueue(self._pool, self.settings.concurrency, min(per_group, self.settings.concurrency))
         self._verify_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=verify_workers, thread_name_prefix="bundle-verify"
         )
@@ -336,10 +411,18 @@ class BundleFetcher:
 
     # -- asyncio ----------------------------------------------------------------------------------------
 
-    async def fetch(self, uri: str, *, credentials: S3Credentials | None = None) -> Bundle | Refusal:
-        """Await one fetch on the pool; cancelling the awaiting task stops the transfer."""
+    def _submit(
+        self, group: Hashable, uri: str, credentials: S3Credentials | None, stop: threading.Event
+    ) -> concurrent.futures.Future[Bundle | Refusal]:
+        return self._queue.submit(group, lambda: self.fetch_sync(uri, credentials=credentials, stop=stop))
+
+    async def fetch(
+        self, uri: str, *, credentials: S3Credentials | None = None, group: Hashable = None
+    ) -> Bundle | Refusal:
+        """Await one fetch (queued fairly by `group`, e.g. the namespace); cancelling the awaiting task stops
+        the transfer."""
         stop = threading.Event()
-        fut = self._pool.submit(self.fetch_sync, uri, credentials=credentials, stop=stop)
+        fut = self._submit(group, uri, credentials, stop)
         try:
             return await asyncio.wrap_future(fut)
         except asyncio.CancelledError:
@@ -354,13 +437,17 @@ class BundleFetcher:
         *,
         credentials: S3Credentials | None = None,
         on_done: Callable[[], None] | None = None,
+        group: Hashable = None,
     ) -> Bundle | Refusal | None:
         """Non-blocking. The last result of fetching `uri` for `key`, else None; either way a fetch is started
         (once) when there is no fresh result - a Bundle stays fresh ``cache_seconds``, a Refusal
         ``retry_seconds`` (so the caller's own backoff decides when a refused fetch is tried again). While a
         refresh runs, the previous result is returned (stale while revalidating). `on_done` is called when the
         started fetch finishes - on the event loop of the caller when called from one (use it to re-enqueue
-        `key`). A request for another URI or other credentials replaces (and stops) the running one."""
+        `key`). A request for another URI or other credentials replaces (and stops) the running one. Fetches
+        wait their turn by `group` (default: ``key[0]`` for a tuple key, e.g. ``(namespace, name)``)."""
+        if group is None and isinstance(key, tuple) and key:
+            group = key[0]
         fingerprint = _fingerprint(uri, credentials)
         callback = _on_loop(on_done)
         now = time.monotonic()
@@ -381,7 +468,7 @@ class BundleFetcher:
                 job.stop.set()
                 job.future.cancel()
             stop = threading.Event()
-            future = self._pool.submit(self.fetch_sync, uri, credentials=credentials, stop=stop)
+            future = self._submit(group, uri, credentials, stop)
             job = _Job(fingerprint, stop, future, [callback] if callback else [])
             self._jobs[key] = job
             if previous is None:
@@ -425,6 +512,7 @@ class BundleFetcher:
             self._jobs.clear()
         for job in jobs:
             job.stop.set()
+        self._queue.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._verify_pool.shutdown(wait=False, cancel_futures=True)
 
