@@ -500,7 +500,11 @@ def _http_open(
                     )
                     resp = conn.getresponse()
                 except ssl.SSLCertVerificationError as exc:
-                    raise StoreError("TLSError", f"{redact(shown_uri)}: {exc.verify_message or exc}") from None
+                    raise StoreError(
+                        "TLSError",
+                        f"{redact(shown_uri)}: {exc.reason or 'CERTIFICATE_VERIFY_FAILED'}: "
+                        f"{exc.verify_message or exc}",
+                    ) from None
                 except ssl.SSLError as exc:
                     if fired["deadline"]:
                         raise _late(limits, shown_uri) from None
