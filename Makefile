@@ -7,7 +7,7 @@ export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
 N ?= 100
 
 .PHONY: dev tools prometheus crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint image install real-node-deps \
-        bench-verify bench-rollout bench-revocation clean
+        bench-verify bench-rollout bench-revocation fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,9 @@ test: dev tools prometheus image ## every test: unit, then e2e on the local cont
 
 test-unit: dev prometheus
 	$(BIN)/python -m pytest -q -ra tests/unit
+
+fuzz: dev ## property-based fuzzing of bundles and admission: 10,000+ examples per property (HYPOTHESIS_PROFILE=fuzz)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -ra -p no:cacheprovider tests/unit/test_fuzz.py
 
 test-e2e: dev tools prometheus image
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e

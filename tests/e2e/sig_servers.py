@@ -97,5 +97,11 @@ def remote_stores(work: Path, *, ready: bool = True) -> RemoteStores:
         "AWS_CONFIG_FILE": os.devnull,  # nothing from the ~/.aws of whoever runs the tests
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         **_no_proxy(("127.0.0.1", "localhost")),
+        # The operator's bundle fetches are restricted (adapters/bundles.py): these servers are on loopback,
+        # the file:// bundles under the test run's temporary directory, and the S3 server is reached with the
+        # operator's own (test) credentials.
+        "MODELHUB_FETCH_ALLOW_CIDRS": "127.0.0.0/8",
+        "MODELHUB_BUNDLE_FILE_ROOTS": str(work.resolve().parent),
+        "MODELHUB_S3_AMBIENT_CREDENTIALS": "1",
     }
     return stores

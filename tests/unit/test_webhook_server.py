@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from modelhub.adapters import webhook
+from modelhub.handlers import webhook
 
 
 @pytest.mark.parametrize(("host", "expected"), [

@@ -198,6 +198,12 @@ def test_loader_with_configmap_signature_and_pvc_artifact():
         "--digest", DIGEST,
         "--dest", "/models",
         "--keys-dir", "/keys",
+        "--max-total-bytes", str(64 * 1024**3),
+        "--max-file-bytes", str(64 * 1024**3),
+        "--deadline", "3600",
+        "--min-rate", "65536",
+        "--rate-window", "30",
+        "--max-bundle-bytes", str(4 * 1024**2),
         "--signature-file", "/signature/1.0.0.sig",
     ]  # fmt: skip
     mounts = {m["mountPath"]: m for m in loader["volumeMounts"]}
@@ -213,7 +219,7 @@ def test_loader_with_configmap_signature_and_pvc_artifact():
     }
     pvc = volume(pod, mounts["/mnt/pvc/models"]["name"])
     assert pvc["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
-    assert volume(pod, "model") == {"name": "model", "emptyDir": {}}
+    assert volume(pod, "model") == {"name": "model", "emptyDir": {"sizeLimit": "65600Mi"}}  # 64 GiB + 64 MiB
 
 
 def test_keys_are_a_projected_volume_of_the_trusted_configmaps():

@@ -20,6 +20,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from modelhub import GROUP, VERSION
+from modelhub.domain import approvalkey
 from modelhub.domain.workloads import loader_failure, unschedulable_reason
 
 log = logging.getLogger(__name__)
@@ -175,11 +176,18 @@ class Kube:
         pods = list(out.get("items") or [])
         return unschedulable_reason(pods), loader_failure(pods)
 
-    def ensure_secret_key(self, namespace: str, name: str, key: str, make: Any) -> bytes:
-        """The value of a Secret key, creating the namespace and Secret (value from make()) when absent."""
+    def ensure_secret_key(
+        self, namespace: str, name: str, key: str, make: Any, min_bytes: int = approvalkey.MIN_BYTES
+    ) -> bytes:
+        """The value of a Secret key, creating the namespace and Secret (value from make()) when absent.
+
+        A Secret that exists is adopted only if its key holds at least `min_bytes` bytes: otherwise
+        :class:`~modelhub.domain.approvalkey.ApprovalKeyError` (the startup reports it and stops) - an empty or
+        short key would make the seals it protects guessable."""
+        where = f"Secret {namespace}/{name}"
         try:
             secret = self.core.read_namespaced_secret(name, namespace)
-            return base64.b64decode((secret.data or {})[key])
+            return approvalkey.key_from_secret_data(secret.data, key, where, min_bytes)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -188,7 +196,7 @@ class Kube:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        value = make()
+        value = approvalkey.check_key(make(), f"the new key for {where}", min_bytes)
         try:
             self.core.create_namespaced_secret(namespace, {  # type: ignore[arg-type]
                 "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "modelhub"}},

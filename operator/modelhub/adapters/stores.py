@@ -12,32 +12,33 @@ An artifact URI names a directory (or an object prefix); the files of a model ar
     Any web server or presigned/SAS-style URL (a query string is kept on every joined name). Certificates are
     checked against the system CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set. Proxies come from the
     usual ``https_proxy``/``no_proxy`` variables. Plain ``http://`` is refused unless ``MODELHUB_ALLOW_HTTP=1``
-    (meant for tests and air-gapped labs only; a redirect to http is refused the same way).
+    (meant for tests and air-gapped labs only; a redirect to http is refused the same way). Up to 5
+    redirects are followed here (the loader's view; the operator's bundle fetches follow none).
 ``s3://bucket/prefix``
-    S3 or any S3-compatible server via boto3, configured by the standard AWS variables: credentials
-    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, web identity, profiles),
-    ``AWS_REGION``, and ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) for a non-AWS endpoint. Keys are
-    taken literally (no percent-decoding), like the AWS CLI does.
+    S3 or any S3-compatible server: boto3 presigns a GET with the standard AWS variables (credentials
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, web identity, profiles;
+    ``AWS_REGION``; ``AWS_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL_S3`` for a non-AWS endpoint), and the object
+    is fetched like an https one, with the same bounds. Keys are taken literally (no percent-decoding).
+
+Transfers go through :mod:`modelhub.adapters.fetch` (byte caps, deadline, minimum rate).
 
 Every failure is a :class:`StoreError` with a CamelCase ``reason`` and a message that names the (redacted) URI:
 ``InvalidURI``, ``Unsupported``, ``NotFound``, ``Forbidden``, ``Unreachable`` (connection failures, timeouts and
 server errors: worth a retry), ``TLSError``, ``BadResponse``, ``TooLarge``, ``SizeMismatch``, ``UnsafePath``,
-``WriteFailed``.
+``WriteFailed``, and from the bounded transfers ``TooSlow``, ``Timeout``, ``Refused``, ``Cancelled``.
 
 Nothing here imports kopf or kubernetes; boto3 is imported only when an s3:// URI is used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
-import http.client
 import os
 import posixpath
 import re
 import shutil
-import ssl
 import stat
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 DEFAULT_SIGNATURE_NAME = "model.sig"  # the model_signing tool's default bundle name
-DEFAULT_MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # MODELHUB_BUNDLE_MAX_BYTES overrides it where no cap is given
 DEFAULT_TIMEOUT = 60.0  # seconds, per connect and per read (not per whole transfer)
 PVC_ROOT_ENV = "MODELHUB_PVC_ROOT"
 DEFAULT_PVC_ROOT = "/mnt/pvc"
@@ -242,31 +243,48 @@ def default_signature_uri(artifact_uri: str) -> str:
 # ---------------------------------------------------------------------------------------------- fetching
 
 
+def _limits(
+    timeout: float, max_bytes: int | None, limits: Any | None
+) -> Any:
+    from modelhub.adapters import fetch
+
+    if limits is None:
+        return fetch.Limits(max_bytes=max_bytes, read_timeout=timeout, connect_timeout=min(timeout, 30.0))
+    if max_bytes is not None and (limits.max_bytes is None or limits.max_bytes > max_bytes):
+        return dataclasses.replace(limits, max_bytes=max_bytes)
+    return limits
+
+
 def fetch_bytes(
-    uri: str, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES, timeout: float = DEFAULT_TIMEOUT
+    uri: str,
+    *,
+    max_bytes: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    limits: Any | None = None,
 ) -> bytes:
-    """The whole content of one (small) object, e.g. a signature bundle; more than `max_bytes` is TooLarge."""
-    loc = parse(uri)
-    if loc.is_local:
-        fd = _open_local(loc, follow_symlinks=True)
-        with os.fdopen(fd, "rb") as src:
-            size = os.fstat(src.fileno()).st_size
-            if size > max_bytes:
-                raise StoreError(
-                    "TooLarge", f"{redact(uri)} is {size} bytes, more than the {max_bytes} allowed"
-                )
-            data = _read_capped(src, max_bytes, uri)
-    elif loc.scheme in ("http", "https"):
-        with _http_get(loc, timeout) as resp:
-            length = _content_length(resp)
-            if length is not None and length > max_bytes:
-                raise StoreError(
-                    "TooLarge", f"{redact(uri)} is {length} bytes, more than the {max_bytes} allowed"
-                )
-            data = _read_capped(resp, max_bytes, uri)
-    else:
-        data = _s3_fetch_bytes(loc, max_bytes)
-    return data
+    """The whole content of one (small) object, e.g. a signature bundle; more than `max_bytes` is TooLarge.
+
+    `limits` (a :class:`modelhub.adapters.fetch.Limits`) sets the cap, a deadline and a minimum rate; without
+    them, the bundle settings of the environment apply (``MODELHUB_BUNDLE_MAX_BYTES``, default 4 MiB,
+    ``MODELHUB_BUNDLE_DEADLINE_SECONDS``, ``MODELHUB_BUNDLE_MIN_RATE``...). This is the loader's view (any
+    local path, any address, redirects followed, proxies honoured); the operator's restricted view is
+    :class:`modelhub.adapters.bundles.BundleFetcher`."""
+    from modelhub.adapters import fetch
+
+    if limits is None:
+        from modelhub.adapters.bundles import BundleSettings
+
+        try:
+            bundle_settings = BundleSettings.from_env()
+        except ValueError:
+            bundle_settings = BundleSettings()
+        limits = dataclasses.replace(bundle_settings.limits(), read_timeout=timeout)
+    return fetch.read_bytes(
+        uri,
+        limits=_limits(timeout, max_bytes, limits),
+        net=fetch.NetworkPolicy.unrestricted(allow_http=_allow_http()),
+        local=fetch.LocalPolicy(None),
+    )
 
 
 def fetch_to_file(
@@ -276,24 +294,37 @@ def fetch_to_file(
     expected_size: int | None = None,
     follow_symlinks: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int | None = None,
+    limits: Any | None = None,
 ) -> int:
     """Stream one object into `dest_path` (created or truncated) and return the number of bytes written.
 
     Never holds the whole object in memory. Local sources (file, pvc) are copied, never linked, so that what is
     later served is exactly what was verified; a local source that is a symlink is refused unless
     `follow_symlinks`, and anything but a regular file is refused. With `expected_size`, any other size is a
-    SizeMismatch (checked up front when the store announces a size, and again at the end). On error the
-    partial destination file is removed.
+    SizeMismatch (checked up front when the store announces a size, and again at the end); more than
+    `max_bytes` (or `limits.max_bytes`) is TooLarge, and `limits` bounds the time (deadline, minimum rate) and
+    the bytes shared with other transfers (a budget). On error the partial destination file is removed.
     """
+    from modelhub.adapters import fetch
+
     loc = parse(uri)
     dest = Path(dest_path)
+    lim = _limits(timeout, max_bytes, limits)
     try:
         if loc.is_local:
-            written = _copy_local(loc, dest, expected_size, follow_symlinks)
-        elif loc.scheme in ("http", "https"):
-            written = _http_to_file(loc, dest, expected_size, timeout)
+            written = _copy_local(loc, dest, expected_size, follow_symlinks, lim)
         else:
-            written = _s3_to_file(loc, dest, expected_size)
+            with _open_dest(dest) as out:
+                written = fetch.stream_to(
+                    uri,
+                    out,
+                    limits=lim,
+                    net=fetch.NetworkPolicy.unrestricted(allow_http=_allow_http()),
+                    local=fetch.LocalPolicy(None),
+                    expected_size=expected_size,
+                    what="allowed for this file",
+                )
         if expected_size is not None and written != expected_size:
             raise _size_mismatch(uri, written, expected_size)
     except BaseException:
@@ -307,17 +338,6 @@ def fetch_to_file(
 
 def _size_mismatch(uri: str, got: int, expected: int) -> StoreError:
     return StoreError("SizeMismatch", f"{redact(uri)} is {got} bytes, the signed manifest says {expected}")
-
-
-def _read_capped(src: Any, max_bytes: int, uri: str) -> bytes:
-    buf = bytearray()
-    while True:
-        chunk = src.read(min(_CHUNK, max_bytes + 1 - len(buf)))
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > max_bytes:
-            raise StoreError("TooLarge", f"{redact(uri)} is more than the {max_bytes} bytes allowed")
 
 
 def _stream(src: Any, out: BinaryIO, uri: str, cap: int | None) -> int:
@@ -369,12 +389,21 @@ def _open_local(loc: Location, *, follow_symlinks: bool) -> int:
     return fd
 
 
-def _copy_local(loc: Location, dest: Path, expected_size: int | None, follow_symlinks: bool) -> int:
+def _copy_local(
+    loc: Location, dest: Path, expected_size: int | None, follow_symlinks: bool, limits: Any
+) -> int:
     fd = _open_local(loc, follow_symlinks=follow_symlinks)
     with os.fdopen(fd, "rb") as src:
         size = os.fstat(fd).st_size
         if expected_size is not None and size != expected_size:
             raise _size_mismatch(loc.uri, size, expected_size)
+        cap = limits.max_bytes
+        if cap is not None and size > cap:
+            raise StoreError("TooLarge", f"{redact(loc.uri)} is {size} bytes, more than the {cap} allowed")
+        if limits.budget is not None:
+            limits.budget.take(size, loc.uri)
+        if expected_size is None:
+            expected_size = size if cap is None else min(cap, size)
         with _open_dest(dest) as out:
             try:
                 return _copy_fd(src, out, loc.uri, expected_size)
@@ -407,204 +436,6 @@ def _copy_fd(src: BinaryIO, out: BinaryIO, uri: str, cap: int | None) -> int:
             ):
                 raise
     return written + _stream(src, out, uri, None if cap is None else cap - written)
-
-
-# -------------------------------------------------------------------------------------------------- http
-
-
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but never from https down to plain http unless http is allowed."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        if scheme != "https" and not (scheme == "http" and _allow_http()):
-            raise StoreError(
-                "Unsupported", f"{redact(req.full_url)} redirects to a refused location {redact(newurl)}"
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-_SSL_LOCK = threading.Lock()
-_SSL_CACHE: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """The default verifying context; rebuilt when SSL_CERT_FILE/SSL_CERT_DIR change (tests set them)."""
-    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-    with _SSL_LOCK:
-        ctx = _SSL_CACHE.get(key)
-        if ctx is None:
-            ctx = ssl.create_default_context()
-            _SSL_CACHE.clear()
-            _SSL_CACHE[key] = ctx
-        return ctx
-
-
-def _http_get(loc: Location, timeout: float) -> http.client.HTTPResponse:
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPSHandler(context=_ssl_context()), _RedirectHandler()
-    )
-    req = urllib.request.Request(
-        loc.url, headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}, method="GET"
-    )
-    shown = redact(loc.uri)
-    try:
-        return opener.open(req, timeout=timeout)  # type: ignore[no-any-return]
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-        exc.close()
-        if code in (404, 410):
-            raise StoreError("NotFound", f"{shown}: HTTP {code} {exc.reason}") from None
-        if code in (401, 403):
-            raise StoreError("Forbidden", f"{shown}: HTTP {code} {exc.reason}") from None
-        if code >= 500 or code in (408, 429):
-            raise StoreError("Unreachable", f"{shown}: HTTP {code} {exc.reason}") from None
-        raise StoreError("BadResponse", f"{shown}: HTTP {code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ssl.SSLError):
-            raise StoreError("TLSError", f"{shown}: {exc.reason}") from None
-        raise StoreError("Unreachable", f"{shown}: {exc.reason}") from None
-    except ssl.SSLError as exc:
-        raise StoreError("TLSError", f"{shown}: {exc}") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise StoreError("Unreachable", f"{shown}: {exc or type(exc).__name__}") from None
-
-
-def _content_length(resp: http.client.HTTPResponse) -> int | None:
-    value = resp.headers.get("Content-Length")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _http_to_file(loc: Location, dest: Path, expected_size: int | None, timeout: float) -> int:
-    with _http_get(loc, timeout) as resp:
-        length = _content_length(resp)
-        if expected_size is not None and length is not None and length != expected_size:
-            raise _size_mismatch(loc.uri, length, expected_size)
-        with _open_dest(dest) as out:
-            try:
-                written = _stream(resp, out, loc.uri, expected_size)
-            except (OSError, http.client.HTTPException) as exc:
-                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                    raise StoreError("WriteFailed", f"writing {dest}: {exc.strerror}") from None
-                raise StoreError("Unreachable", f"{redact(loc.uri)}: transfer broken: {exc}") from None
-        if length is not None and written != length:
-            raise StoreError(
-                "Unreachable", f"{redact(loc.uri)}: transfer ended after {written} of {length} bytes"
-            )
-        return written
-
-
-# ---------------------------------------------------------------------------------------------------- s3
-
-_S3_LOCK = threading.Lock()
-_S3_CLIENTS: dict[tuple[str | None, ...], Any] = {}
-_S3_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_PROFILE",
-    "AWS_CA_BUNDLE",
-)
-
-
-def _s3_client() -> Any:
-    """One thread-safe client per AWS environment (clients are thread-safe, sessions are not)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise StoreError("Unsupported", "s3:// needs boto3 (pip install 'modelhub[s3]')") from None
-    key = tuple(os.environ.get(name) for name in _S3_ENV)
-    with _S3_LOCK:
-        client = _S3_CLIENTS.get(key)
-        if client is None:
-            config = Config(
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=10,
-                read_timeout=60,
-                max_pool_connections=64,
-            )
-            client = boto3.session.Session().client("s3", config=config)
-            _S3_CLIENTS.clear()
-            _S3_CLIENTS[key] = client
-        return client
-
-
-def _s3_error(loc: Location, exc: Exception) -> StoreError:
-    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
-
-    where = loc.uri
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        text = f"{where}: {code or status} {err.get('Message', '')}".rstrip()
-        if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound") or status == 404:
-            return StoreError("NotFound", text)
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status in (
-            401,
-            403,
-        ):
-            return StoreError("Forbidden", text)
-        if status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"):
-            return StoreError("Unreachable", text)
-        return StoreError("BadResponse", text)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return StoreError("Forbidden", f"{where}: no usable AWS credentials ({exc})")
-    return StoreError("Unreachable", f"{where}: {exc}")
-
-
-def _s3_call(loc: Location, fn: Any, **kwargs: Any) -> Any:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return fn(**kwargs)
-    except (BotoCoreError, ClientError) as exc:
-        raise _s3_error(loc, exc) from None
-
-
-def _s3_fetch_bytes(loc: Location, max_bytes: int) -> bytes:
-    if not loc.path:
-        raise StoreError("InvalidURI", f"{loc.uri} names a bucket, not an object")
-    client = _s3_client()
-    resp = _s3_call(loc, client.get_object, Bucket=loc.host, Key=loc.path)
-    body = resp["Body"]
-    try:
-        length = resp.get("ContentLength")
-        if length is not None and length > max_bytes:
-            raise StoreError("TooLarge", f"{loc.uri} is {length} bytes, more than the {max_bytes} allowed")
-        return _s3_call(loc, _read_capped, src=body, max_bytes=max_bytes, uri=loc.uri)  # type: ignore[no-any-return]
-    finally:
-        body.close()
-
-
-def _s3_to_file(loc: Location, dest: Path, expected_size: int | None) -> int:
-    """HEAD for the size, then boto3's managed download (ranged GETs in parallel for big objects)."""
-    if not loc.path:
-        raise StoreError("InvalidURI", f"{loc.uri} names a bucket, not an object")
-    from boto3.s3.transfer import TransferConfig
-
-    client = _s3_client()
-    head = _s3_call(loc, client.head_object, Bucket=loc.host, Key=loc.path)
-    size = int(head.get("ContentLength", 0))
-    if expected_size is not None and size != expected_size:
-        raise _size_mismatch(loc.uri, size, expected_size)
-    config = TransferConfig(
-        multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024, max_concurrency=4
-    )
-    with _open_dest(dest) as out:
-        try:
-            _s3_call(loc, client.download_fileobj, Bucket=loc.host, Key=loc.path, Fileobj=out, Config=config)
-        except OSError as exc:
-            raise StoreError("WriteFailed", f"writing {dest}: {exc.strerror or exc}") from None
-    return dest.stat().st_size
 
 
 def local_path(uri: str) -> Path | None:

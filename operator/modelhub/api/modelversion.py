@@ -67,6 +67,14 @@ class ConfigMapKeyRef(SpecModel):
     )
 
 
+class SecretRef(SpecModel):
+    """A Secret in the same namespace."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN, description="Name of the Secret."
+    )
+
+
 class SignatureSource(SpecModel):
     """Where the OpenSSF Model Signing (OMS) signature bundle of the artifact is. Set exactly one of
     configMapRef or uri."""
@@ -138,6 +146,21 @@ class Artifact(SpecModel):
         default=False,
         description="Follow symbolic links inside the artifact when verifying. Off by default: a link could "
         "point outside the signed tree.",
+    )
+    size: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**62,
+        description="Total size of the artifact's files in bytes. Bounds what the loader may download and "
+        "sizes the model volume when the signed manifest does not state sizes (the operator-wide limit "
+        "applies when omitted, and caps it).",
+    )
+    credentials_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="A Secret in this namespace with S3 credentials (keys AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL) for s3:// artifacts "
+        "and bundles; used by the operator to fetch the bundle and by the loader. The operator never uses its "
+        "own cloud identity for a tenant's s3:// location.",
     )
 
     @field_validator("uri")
@@ -385,6 +408,7 @@ __all__ = [
     "ModelVersionSpec",
     "ModelVersionStatus",
     "RevocationRef",
+    "SecretRef",
     "SIGNATURE_FILE",
     "SignatureSource",
     "Verified",

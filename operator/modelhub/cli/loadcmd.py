@@ -1,14 +1,21 @@
 """`modelhub load`: the init container of every inference pod (fetch, verify against the signed manifest, fail
-closed). Exit 0 only when DEST/model holds exactly the signed files; otherwise print
-``error: <Reason>: <message>`` to stderr and exit 1."""
+closed). Exit 0 only when DEST/model holds exactly the signed files; otherwise write the one-line reason
+``<Reason>: <message>`` to the termination message file ($MODELHUB_TERMINATION_LOG, default
+/dev/termination-log, where Kubernetes shows it in the pod status), print ``error: <Reason>: <message>`` as the
+last line on stderr, and exit 1."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from typing import Any
+
+TERMINATION_LOG_ENV = "MODELHUB_TERMINATION_LOG"
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_MESSAGE_MAX = 4096  # what the kubelet keeps of a termination message
 
 EXAMPLE = """\
 example:
@@ -19,6 +26,11 @@ The signature bundle defaults to model.sig inside the artifact directory. URIs: 
 pvc://<claim>/<dir> (mounted at $MODELHUB_PVC_ROOT/<claim>, default /mnt/pvc), https://host/dir,
 s3://bucket/prefix (AWS_* variables; AWS_ENDPOINT_URL for S3-compatible servers). Plain http:// is refused
 unless MODELHUB_ALLOW_HTTP=1.
+
+Limits (flags, else MODELHUB_LOADER_* variables, else the defaults shown): a file whose size the signed
+manifest states must have exactly that size; any other file at most --max-file-bytes; all files together at
+most --max-total-bytes; everything within --deadline seconds; every transfer at least --min-rate bytes/s over
+each --rate-window seconds.
 """
 
 
@@ -58,11 +70,62 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--retries", type=int, default=2, help="retries per file on transient errors (default 2)"
     )
+    from modelhub.domain.loadlimits import ENV, limits_from_env, parse_size
+
+    try:
+        defaults = limits_from_env(os.environ)
+    except ValueError:
+        from modelhub.domain.loadlimits import DEFAULTS as defaults
+
+    def size(text: str) -> int:
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument("--max-total-bytes", type=size, default=defaults.max_total_bytes,
+                        help=f"all files together (${ENV['max_total_bytes']}; default {defaults.max_total_bytes})")
+    parser.add_argument("--max-file-bytes", type=size, default=defaults.max_file_bytes,
+                        help=f"one file of unstated size (${ENV['max_file_bytes']}; default {defaults.max_file_bytes})")
+    parser.add_argument("--max-bundle-bytes", type=size, default=defaults.max_bundle_bytes,
+                        help=f"the signature bundle (${ENV['max_bundle_bytes']}; default {defaults.max_bundle_bytes})")
+    parser.add_argument("--deadline", type=float, default=defaults.deadline_seconds,
+                        help=f"seconds for the whole load (${ENV['deadline_seconds']}; default {defaults.deadline_seconds:g})")
+    parser.add_argument("--min-rate", type=float, default=defaults.min_rate,
+                        help=f"bytes/s every transfer must keep up, 0 for none (${ENV['min_rate']}; default {defaults.min_rate:g})")
+    parser.add_argument("--rate-window", type=float, default=defaults.rate_window,
+                        help=f"seconds over which the rate is measured (${ENV['rate_window']}; default {defaults.rate_window:g})")
     parser.set_defaults(func=run)
 
 
+class _Terminated(BaseException):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
 def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    raise _Terminated(signum)
+
+
+def one_line(text: str, limit: int = TERMINATION_MESSAGE_MAX) -> str:
+    """`text` on one line (control characters become spaces), at most `limit` UTF-8 bytes."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    data = line.encode("utf-8")
+    if len(data) <= limit:
+        return line
+    return data[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def report_failure(reason: str, message: str) -> None:
+    """The failure as one line: into the termination message file (best effort) and last on stderr."""
+    line = one_line(f"{reason}: {message}")
+    path = os.environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(line)
+    except OSError:
+        pass  # not in a pod (or no such file): stderr still has it
+    print(f"error: {line}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,33 +136,46 @@ def run(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args)
+    except _Terminated as exc:
+        report_failure("Terminated", f"the loader was stopped by signal {exc.signum}")
+        return 128 + exc.signum
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _read_signature_file(path: str) -> bytes:
-    from modelhub.adapters.stores import DEFAULT_MAX_BUNDLE_BYTES
+def _read_signature_file(path: str, max_bytes: int) -> bytes:
     from modelhub.loader.load import LoadError
 
     try:
         with open(path, "rb") as fh:
-            data = fh.read(DEFAULT_MAX_BUNDLE_BYTES + 1)
+            data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise LoadError("NotFound", f"signature bundle {path}: {exc.strerror or exc}") from None
-    if len(data) > DEFAULT_MAX_BUNDLE_BYTES:
-        raise LoadError(
-            "TooLarge", f"signature bundle {path} is larger than {DEFAULT_MAX_BUNDLE_BYTES} bytes"
-        )
+    if len(data) > max_bytes:
+        raise LoadError("TooLarge", f"signature bundle {path} is larger than {max_bytes} bytes")
     return data
 
 
 def _run(args: argparse.Namespace) -> int:
     from modelhub.adapters.stores import StoreError
+    from modelhub.domain.loadlimits import LoaderLimits
     from modelhub.domain.signing import SignatureError
     from modelhub.loader.load import LoadError, invalidate, load_model, read_trusted_cas, read_trusted_keys
 
     try:
+        try:
+            limits = LoaderLimits(
+                max_total_bytes=args.max_total_bytes,
+                max_file_bytes=args.max_file_bytes,
+                deadline_seconds=args.deadline,
+                min_rate=args.min_rate,
+                rate_window=args.rate_window,
+                max_bundle_bytes=args.max_bundle_bytes,
+            )
+        except ValueError as exc:
+            invalidate(args.dest)
+            raise LoadError("InvalidArgument", str(exc)) from None
         try:
             has_keys = bool(args.public_key or args.keys_dir)
             if not has_keys and not (args.ca_certificate or args.cas_dir):
@@ -110,7 +186,9 @@ def _run(args: argparse.Namespace) -> int:
                 )
             keys = read_trusted_keys(args.public_key or (), args.keys_dir) if has_keys else {}
             cas = read_trusted_cas(args.ca_certificate or (), args.cas_dir)
-            signature_bytes = _read_signature_file(args.signature_file) if args.signature_file else None
+            signature_bytes = (
+                _read_signature_file(args.signature_file, limits.max_bundle_bytes) if args.signature_file else None
+            )
         except LoadError:
             invalidate(args.dest)  # fail closed here too: no earlier copy survives a failed load
             raise
@@ -125,12 +203,13 @@ def _run(args: argparse.Namespace) -> int:
             workers=args.workers,
             timeout=args.timeout,
             retries=args.retries,
+            limits=limits,
         )
     except (LoadError, StoreError, SignatureError) as exc:
-        print(f"error: {exc.reason}: {exc.message}", file=sys.stderr, flush=True)
+        report_failure(exc.reason, exc.message)
         return 1
     except OSError as exc:
-        print(f"error: IOError: {exc}", file=sys.stderr, flush=True)
+        report_failure("IOError", str(exc))
         return 1
     how = "re-verified in place" if result.reused else "fetched and verified"
     print(

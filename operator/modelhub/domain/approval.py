@@ -55,7 +55,7 @@ def unseal(key: bytes, namespace: str, name: str, record: str | None, digest: st
             digest=str(data["digest"]),
         )
         mac = str(data["mac"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # any junk: no approval
         return None
     if a.digest != digest:
         return None

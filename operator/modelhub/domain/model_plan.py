@@ -20,6 +20,8 @@ from modelhub.domain.deployments import (
     service_needs_apply,
 )
 from modelhub.domain.events import Event
+from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
+from modelhub.domain.loadlimits import LoaderLimits
 from modelhub.domain.placement import PlacementError
 from modelhub.domain.rollout import eligible, plan_rollout
 from modelhub.domain.workloads import SERVICE_PORT, WorkloadError, build_deployment, build_service
@@ -80,6 +82,7 @@ def plan_model(
     cpu_node_selector: Mapping[str, str],
     now: str,
     spec_error: str | None = None,
+    loader_limits: LoaderLimits = LOADER_DEFAULTS,
 ) -> ModelPlan:
     """The plan of one Model reconcile.
 
@@ -96,7 +99,7 @@ def plan_model(
         try:
             desired.append(build_deployment(
                 model, by_name[w.version_name], replicas=w.replicas, role=w.role,
-                loader_image=loader_image, cpu_node_selector=dict(cpu_node_selector),
+                loader_image=loader_image, cpu_node_selector=dict(cpu_node_selector), loader_limits=loader_limits,
             ))
         except (PlacementError, WorkloadError) as exc:
             build_error = f"cannot build the Deployment of {w.version_name}: {exc.message}"

@@ -12,6 +12,8 @@ import hashlib
 import re
 from typing import Any
 
+from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
+from modelhub.domain.loadlimits import LoaderLimits, effective_limits, loader_args, model_volume_size_limit
 from modelhub.domain.placement import GPU_RESOURCE, effective_serving, pod_placement
 from modelhub.vocab import annotations as A
 from modelhub.vocab import labels as L
@@ -206,8 +208,34 @@ def trust_volumes(model: dict[str, Any]) -> list[dict[str, Any]]:
     return volumes
 
 
+# The S3 credentials a ModelVersion names (spec.artifact.credentialsSecretRef): only these keys of the Secret
+# reach the loader, as the standard AWS variables (never envFrom: a tenant's Secret must not set PYTHONPATH).
+CREDENTIAL_KEYS = (
+    ("AWS_ACCESS_KEY_ID", False),
+    ("AWS_SECRET_ACCESS_KEY", False),
+    ("AWS_SESSION_TOKEN", True),
+    ("AWS_REGION", True),
+    ("AWS_ENDPOINT_URL", True),
+)
+
+
+def credentials_env(artifact: dict[str, Any]) -> list[dict[str, Any]]:
+    """The loader's env entries for ``spec.artifact.credentialsSecretRef`` (none without one)."""
+    ref = artifact.get("credentialsSecretRef") or {}
+    if not ref:
+        return []
+    name = _required(ref.get("name"), "spec.artifact.credentialsSecretRef.name")
+    out: list[dict[str, Any]] = []
+    for key, optional in CREDENTIAL_KEYS:
+        selector: dict[str, Any] = {"name": name, "key": key}
+        if optional:
+            selector["optional"] = True
+        out.append({"name": key, "valueFrom": {"secretKeyRef": selector}})
+    return out
+
+
 def _loader(
-    version: dict[str, Any], loader_image: str, trust: list[dict[str, Any]] | None = None
+    version: dict[str, Any], loader_image: str, limits: LoaderLimits, trust: list[dict[str, Any]] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The loader init container and the volumes it needs besides ``model`` and the trust volumes (`trust`, as
     :func:`trust_volumes` gives them; default: ``keys`` only)."""
@@ -226,6 +254,7 @@ def _loader(
         if vol in names:
             command += [flag, path]
             mounts.append({"name": vol, "mountPath": path, "readOnly": True})
+    command += loader_args(limits)
     volumes: list[dict[str, Any]] = []
     claims = {_pvc_claim(uri)}
 
@@ -261,7 +290,15 @@ def _loader(
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    env = credentials_env(artifact)
+    if env:
+        container["env"] = env
     return container, volumes
+
+
+def model_volume(limits: LoaderLimits) -> dict[str, Any]:
+    """The ``model`` emptyDir, sized for what the loader may write (:func:`model_volume_size_limit`)."""
+    return {"name": VOLUME_MODEL, "emptyDir": {"sizeLimit": model_volume_size_limit(limits)}}
 
 
 def _server(serving: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +348,8 @@ def build_deployment(
     role: str,
     loader_image: str,
     cpu_node_selector: dict[str, str] | None,
+    loader_limits: LoaderLimits = LOADER_DEFAULTS,
+    signed_total: int | None = None,
 ) -> dict[str, Any]:
     """The apps/v1 Deployment serving ``version`` of ``model``, named after the ModelVersion and owned by it.
 
@@ -322,6 +361,10 @@ def build_deployment(
     template. Without a signature location in the version, the loader is given none and applies its own
     default. Raises :class:`WorkloadError` or :class:`~modelhub.domain.placement.PlacementError` (both
     ValueError) when no valid Deployment can be built.
+
+    The loader's bounds are ``loader_limits`` (the operator-wide settings) tightened by the version's
+    ``spec.artifact.size`` or, better, `signed_total` (the total the verified manifest states, when it states
+    sizes); they go to the loader as flags, and the model emptyDir's ``sizeLimit`` is derived from them.
     """
     if role not in ROLES:
         raise WorkloadError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -340,10 +383,14 @@ def build_deployment(
 
     serving = effective_serving(_spec(model).get("serving"), vspec.get("serving"))
     placement = pod_placement(serving, cpu_node_selector=cpu_node_selector)
+    try:
+        limits = effective_limits(vspec.get("artifact") or {}, loader_limits, signed_total=signed_total)
+    except ValueError as exc:
+        raise WorkloadError(str(exc)) from None
     trust = trust_volumes(model)
-    loader, extra_volumes = _loader(version, loader_image, trust)
+    loader, extra_volumes = _loader(version, loader_image, limits, trust)
     server = _server(serving, placement)
-    volumes = [{"name": VOLUME_MODEL, "emptyDir": {}}, *trust, *extra_volumes]
+    volumes = [model_volume(limits), *trust, *extra_volumes]
 
     pod_spec: dict[str, Any] = {
         "initContainers": [loader],
@@ -517,6 +564,8 @@ __all__ = [
     "WorkloadError",
     "build_deployment",
     "build_service",
+    "credentials_env",
+    "model_volume",
     "deployment_labels",
     "cas_volume",
     "keys_volume",

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelhub.domain.events import Event
+from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
+from modelhub.domain.loadlimits import LoaderLimits, limits_from_env
 from modelhub.domain.revocation import VersionIndex
 from modelhub.domain.teardown import WORKLOAD_KINDS, declared_digest
 from modelhub.handlers.runtime import Cache, Key
@@ -49,6 +51,7 @@ class Settings:
     leader_election: bool = True
     lease_name: str = "modelhub-operator"
     lease_seconds: int = 10
+    loader_limits: LoaderLimits = LOADER_DEFAULTS
 
     @classmethod
     def from_env(cls, env: Any = None) -> Settings:
@@ -69,6 +72,7 @@ class Settings:
             leader_election=e.get("MODELHUB_LEADER_ELECTION", "1") != "0",
             lease_name=e.get("MODELHUB_LEASE_NAME", d.lease_name),
             lease_seconds=int(e.get("MODELHUB_LEASE_SECONDS", d.lease_seconds)),
+            loader_limits=limits_from_env(e),
         )
 
 

@@ -84,7 +84,7 @@ class ModelReconciler:
             services_watched=ctx.services_watched,
             service_cached=ctx.cache.get("Service", namespace, name) is not None,
             loader_image=ctx.settings.loader_image, cpu_node_selector=ctx.settings.cpu_node_selector,
-            now=now, spec_error=spec_error,
+            now=now, spec_error=spec_error, loader_limits=ctx.settings.loader_limits,
         )
         # write
         try:

@@ -12,8 +12,10 @@ from typing import Any
 import kopf
 
 from modelhub import GROUP, VERSION
-from modelhub.adapters import metrics, webhook
+from modelhub.adapters import metrics
 from modelhub.adapters.kube import Kube
+from modelhub.domain.approvalkey import ApprovalKeyError
+from modelhub.handlers import webhook
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.leader import LeaderElector, default_identity
 from modelhub.handlers.reconciler import KINDS, Reconciler
@@ -33,7 +35,10 @@ def _reconciler(memo: kopf.Memo) -> Reconciler:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    app = Settings.from_env()
+    try:
+        app = Settings.from_env()
+    except ValueError as exc:
+        raise kopf.PermanentError(f"invalid operator setting: {exc}") from None
     settings.posting.enabled = False  # we record our own events.k8s.io Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -45,9 +50,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=96, thread_name_prefix="kube"))
     kube = await asyncio.to_thread(Kube)
     ctx = Context(kube=kube, settings=app)
-    ctx.approval_key = await asyncio.to_thread(
-        kube.ensure_secret_key, app.namespace, "modelhub-approval-key", "hmac", lambda: secrets.token_bytes(32),
-    )
+    try:
+        ctx.approval_key = await asyncio.to_thread(
+            kube.ensure_secret_key, app.namespace, "modelhub-approval-key", "hmac", lambda: secrets.token_bytes(32),
+        )
+    except ApprovalKeyError as exc:
+        raise kopf.PermanentError(exc.message) from None
     reconciler = Reconciler(ctx)
     watches = Watches(kube, reconciler.router, loop)
     # Prime from one listing (the Deployment watch's first list fills the cache before anything reconciles).

@@ -34,11 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from modelhub.adapters import stores
+from modelhub.adapters import fetch, stores
 from modelhub.domain import signing
+from modelhub.domain.loadlimits import LoaderLimits, file_cap
 
 __all__ = [
     "LOCK_NAME",
+    "LoaderLimits",
     "MARKER_NAME",
     "MODEL_DIR_NAME",
     "LoadError",
@@ -344,6 +346,7 @@ def load_model(
     timeout: float = stores.DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     log: Log | None = _stderr_log,
+    limits: LoaderLimits | None = None,
 ) -> LoadResult:
     """Fetch and verify the artifact at `uri` into ``dest/model``; raise :class:`LoadError` on any failure.
 
@@ -351,6 +354,11 @@ def load_model(
     beside the artifact. `digest` is the pinned subject digest (``sha256:<hex>``). Fail closed: whatever goes
     wrong, DEST is left without a ``model`` directory (a copy from an earlier run included) and without any
     staging directory.
+
+    `limits` bound the load (defaults: :data:`modelhub.domain.loadlimits.DEFAULTS`): the bundle size, the
+    total bytes of all files (the signed manifest's total when it states sizes, checked before the first byte),
+    each file (its signed size, else ``max_file_bytes``), one deadline for everything, and a minimum rate per
+    transfer. Exceeding one is a LoadError with reason TooLarge, SizeMismatch, Timeout or TooSlow.
     """
     dest_dir = Path(dest)
     try:
@@ -372,6 +380,7 @@ def load_model(
                 timeout=timeout,
                 retries=retries,
                 say=log or (lambda _line: None),
+                limits=limits or LoaderLimits(),
             )
         except BaseException:
             _discard(dest_dir, dest_dir / MODEL_DIR_NAME)
@@ -392,8 +401,17 @@ def _load_locked(
     timeout: float,
     retries: int,
     say: Log,
+    limits: LoaderLimits,
 ) -> LoadResult:
     started = time.monotonic()
+    deadline = started + limits.deadline_seconds
+
+    def bounds(max_bytes: int | None, **extra: Any) -> fetch.Limits:
+        return fetch.Limits(
+            max_bytes=max_bytes, deadline=deadline, min_rate=limits.min_rate, window=limits.rate_window,
+            read_timeout=timeout, connect_timeout=min(timeout, 30.0), **extra,
+        )
+
     model_dir = dest_dir / MODEL_DIR_NAME
 
     # 0. Arguments.
@@ -418,7 +436,12 @@ def _load_locked(
         where = stores.redact(signature_uri)
         bundle_uri = signature_uri
         try:
-            signature_bytes = _retrying(lambda: stores.fetch_bytes(bundle_uri, timeout=timeout), retries)
+            signature_bytes = _retrying(
+                lambda: stores.fetch_bytes(
+                    bundle_uri, max_bytes=limits.max_bundle_bytes, limits=bounds(limits.max_bundle_bytes)
+                ),
+                retries,
+            )
         except stores.StoreError as exc:
             raise LoadError(exc.reason, f"signature bundle: {exc.message}") from None
     else:
@@ -433,6 +456,12 @@ def _load_locked(
             f"the bundle {where} signs {verified.subject_digest}, but the pinned digest is {digest}",
         )
     files = planned_files(verified)
+    known = [size for _, size in files if size is not None]
+    if sum(known) > limits.max_total_bytes:
+        raise LoadError(
+            "TooLarge",
+            f"the signed manifest lists {sum(known)} bytes, more than the total limit of {limits.max_total_bytes}",
+        )
     say(
         f"signature OK: {verified.subject_digest} signed by "
         + (f"key {verified.key_name!r} ({verified.key_fingerprint})" if verified.certificate is None else verified.signer)
@@ -485,6 +514,8 @@ def _load_locked(
             retries=retries,
             follow_symlinks=verified.allow_symlinks,
             say=say,
+            limits=limits,
+            bounds=bounds,
         )
         t1 = time.monotonic()
         say(f"fetched {len(files)} files, {_human(total)} in {t1 - t0:.2f}s")
@@ -525,6 +556,8 @@ def _fetch_all(
     retries: int,
     follow_symlinks: bool,
     say: Log,
+    limits: LoaderLimits,
+    bounds: Callable[..., fetch.Limits],
 ) -> int:
     """Download every file into `staging` with at most `workers` transfers at once; the first failure stops
     the rest (queued transfers are cancelled, running ones are told not to retry)."""
@@ -541,18 +574,26 @@ def _fetch_all(
     )
 
     stop = threading.Event()
+    budget = fetch.Budget(limits.max_total_bytes, "the total limit of the artifact")
 
     def one(path: str, size: int | None) -> int:
         source = stores.join(uri, path)
         target = staging.joinpath(*path.split("/"))
+
+        def attempt() -> int:
+            share = budget.share()  # a retried transfer starts over: it gives back what it took
+            try:
+                return stores.fetch_to_file(
+                    source, target, expected_size=size, follow_symlinks=follow_symlinks, timeout=timeout,
+                    limits=bounds(file_cap(limits, size), stop=stop, budget=share),
+                )
+            except stores.StoreError as exc:
+                if exc.retryable:
+                    share.release()
+                raise
+
         try:
-            return _retrying(
-                lambda: stores.fetch_to_file(
-                    source, target, expected_size=size, follow_symlinks=follow_symlinks, timeout=timeout
-                ),
-                retries,
-                stop,
-            )
+            return _retrying(attempt, retries, stop)
         except stores.StoreError as exc:
             # A signed file the store does not have is the signing module's MissingFile.
             why = "MissingFile" if exc.reason == "NotFound" else exc.reason
