@@ -240,15 +240,16 @@ class Kube:
         return True
 
     def get_metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """An object's metadata only (PartialObjectMetadata), or None when it does not exist."""
+        """An object's `metadata` (read as PartialObjectMetadata), or None when it does not exist."""
         if kind not in WORKLOAD_KINDS:
             return None
         try:
-            return self.request("GET", self.workload_path(kind, namespace, name), accept=METADATA_ACCEPT)
+            out = self.request("GET", self.workload_path(kind, namespace, name), accept=METADATA_ACCEPT)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        return dict(out.get("metadata") or {})
 
     def has_api(self, group_version: str) -> bool:
         """Whether the API server serves a group/version (e.g. a CRD's, such as KServe's)."""
