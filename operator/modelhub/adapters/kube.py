@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from modelhub import GROUP, VERSION
 from modelhub.domain import approvalkey
 from modelhub.domain.workloads import loader_failure, unschedulable_reason
+from modelhub.vocab import labels as L
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class Kube:
         value = approvalkey.check_key(make(), f"the new key for {where}", min_bytes)
         try:
             self.core.create_namespaced_secret(namespace, {  # type: ignore[arg-type]
-                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "modelhub"}},
+                "metadata": {"name": name, "labels": {L.MANAGED_BY: L.MANAGER}},
                 "data": {key: base64.b64encode(value).decode()},
             })
         except ApiException as exc:

@@ -43,6 +43,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelhub.vocab import conditions as C
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -70,7 +72,7 @@ __all__ = [
 
 #: Label values outside these sets are recorded as OTHER, so no input can grow the number of series.
 KINDS = frozenset({"Model", "ModelVersion", "Revocation"})
-CONDITIONS = frozenset({"SignatureVerified", "Approved", "Revoked", "Available", "Ready"})
+CONDITIONS = frozenset(C.VERSION_TYPES)
 STATUSES = frozenset({"True", "False", "Unknown"})
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod"})
 WEBHOOKS = frozenset({"approval", "no-resurrection", "no-revoked-promotion"})
@@ -254,7 +256,7 @@ def unenforced_creation_times(revocations: Iterable[Mapping[str, Any]]) -> list[
     out = []
     for r in revocations:
         conds = (r.get("status") or {}).get("conditions") or []
-        if any(isinstance(c, Mapping) and c.get("type") == "Enforced" and c.get("status") == "True" for c in conds):
+        if any(isinstance(c, Mapping) and c.get("type") == C.ENFORCED and c.get("status") == C.TRUE for c in conds):
             continue
         try:
             out.append(_parse_time((r.get("metadata") or {}).get("creationTimestamp") or "").timestamp())

@@ -24,6 +24,7 @@ from modelhub.api.common import (
 )
 from modelhub.api.semver import SEMVER_PATTERN
 from modelhub.api.serving import Serving
+from modelhub.vocab import conditions as C
 
 SEMVER_MAX = 128
 HISTORY_MAX = 20
@@ -262,7 +263,7 @@ class Model(Resource):
         printer_columns=(
             PrinterColumn("Stable", ".status.stableVersion", description="The stable version being served."),
             PrinterColumn("Canary", ".status.canaryVersion", description="The canary version being served."),
-            condition_column("Ready", "Ready"),
+            condition_column("Ready", C.READY),
             AGE_COLUMN,
         ),
         # kubectl get models --field-selector spec.card.task=text-classification (a hub search)

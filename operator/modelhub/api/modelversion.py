@@ -32,6 +32,7 @@ from modelhub.api.common import (
 )
 from modelhub.api.semver import SEMVER_PATTERN
 from modelhub.api.serving import ServingOverrides
+from modelhub.vocab import conditions as C
 
 SEMVER_MAX = 128
 URI_MAX = 4096
@@ -380,9 +381,9 @@ class ModelVersion(Resource):
         printer_columns=(
             PrinterColumn("Model", ".spec.model", description="The Model this is a version of."),
             PrinterColumn("Version", ".spec.version", description="The SemVer version."),
-            condition_column("Verified", "SignatureVerified", "Whether the signature verified."),
-            condition_column("Approved", "Approved", "Whether the version is approved."),
-            condition_column("Ready", "Ready", "Whether the version is ready to serve."),
+            condition_column("Verified", C.SIGNATURE_VERIFIED, "Whether the signature verified."),
+            condition_column("Approved", C.APPROVED, "Whether the version is approved."),
+            condition_column("Ready", C.READY, "Whether the version is ready to serve."),
             PrinterColumn(
                 "Replicas", ".status.workload.readyReplicas", type="integer", description="Ready serving replicas."
             ),

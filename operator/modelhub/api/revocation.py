@@ -23,6 +23,7 @@ from modelhub.api.common import (
     conditions_field,
 )
 from modelhub.api.semver import RANGE_PATTERN, matches_range
+from modelhub.vocab import conditions as C
 
 AFFECTED_MAX = 100
 EMPTY_MATCH_MESSAGE = (
@@ -164,7 +165,7 @@ class AffectedVersion(StatusModel):
 class RevocationStatus(StatusModel):
     """The observed state of a Revocation, written by the operator."""
 
-    conditions: list[Condition] = conditions_field("Enforced")
+    conditions: list[Condition] = conditions_field(C.ENFORCED)
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation this status was computed from."
     )
@@ -215,7 +216,7 @@ class Revocation(Resource):
             PrinterColumn(
                 "Matched", ".status.matchedVersions", type="integer", description="ModelVersions covered."
             ),
-            condition_column("Enforced", "Enforced", "Whether every covered workload is gone."),
+            condition_column("Enforced", C.ENFORCED, "Whether every covered workload is gone."),
             PrinterColumn(
                 "Seconds",
                 ".status.enforcementSeconds",

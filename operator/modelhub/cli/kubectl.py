@@ -31,10 +31,13 @@ import sys
 import time
 from typing import Any
 
+from modelhub import GROUP, VERSION
 from modelhub.api.semver import Version, compare, parse
+from modelhub.vocab import annotations as A
+from modelhub.vocab import conditions as C
 
-APPROVE_ANNOTATION = "modelhub.dev/approve"
-RECORD_ANNOTATION = "modelhub.dev/approval"
+APPROVE_ANNOTATION = A.APPROVE
+RECORD_ANNOTATION = A.APPROVAL
 
 
 class CommandError(Exception):
@@ -298,10 +301,10 @@ def status_rows(models: list[dict[str, Any]], versions: list[dict[str, Any]], al
             str(spec.get("version", "")),
             str(_meta(v).get("name", "")),
             roles.get((ns, str(spec.get("model", "")), str(spec.get("version", ""))), "-"),
-            _short(v, "SignatureVerified"),
-            _short(v, "Approved"),
-            _short(v, "Revoked", show_reason_when="True"),
-            _short(v, "Ready"),
+            _short(v, C.SIGNATURE_VERIFIED),
+            _short(v, C.APPROVED),
+            _short(v, C.REVOKED, show_reason_when=C.TRUE),
+            _short(v, C.READY),
             replicas,
             _age(_meta(v).get("creationTimestamp")),
         ]
@@ -396,7 +399,7 @@ def revocation_manifest(args: argparse.Namespace) -> dict[str, Any]:
     if not name:
         digest = hashlib.sha256(json.dumps(match, sort_keys=True).encode()).hexdigest()[:10]
         name = f"revoke-{digest}"
-    return {"apiVersion": "modelhub.dev/v1alpha1", "kind": "Revocation", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Revocation", "metadata": {"name": name}, "spec": spec}
 
 
 class Progress:
@@ -427,7 +430,7 @@ class Progress:
 
 
 def _enforced_state(obj: dict[str, Any]) -> str:
-    c = _cond(obj, "Enforced")
+    c = _cond(obj, C.ENFORCED)
     if c is None:
         return "not yet seen by the operator"
     return f"Enforced={c.get('status')} ({c.get('reason')}: {c.get('message')})"
@@ -439,7 +442,7 @@ def wait_enforced(name: str, timeout: float, interval: float = 0.5) -> dict[str,
     try:
         while True:
             obj = get_json(REVOCATION_KIND, name)
-            c = _cond(obj, "Enforced")
+            c = _cond(obj, C.ENFORCED)
             gen = _meta(obj).get("generation")
             observed = (obj.get("status") or {}).get("observedGeneration")
             if c and c.get("status") == "True" and (gen is None or observed == gen):
@@ -539,7 +542,7 @@ def audit_entries(model: dict[str, Any], versions: list[dict[str, Any]], events:
         obj = f"modelversion/{vname}"
         st = v.get("status") or {}
         add(_meta(v).get("creationTimestamp"), obj, "created", f"version {_spec(v).get('version')} created", 0)
-        sv = _cond(v, "SignatureVerified")
+        sv = _cond(v, C.SIGNATURE_VERIFIED)
         if sv:
             verified = st.get("verified") or {}
             if sv.get("status") == "True":
