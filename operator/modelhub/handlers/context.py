@@ -127,14 +127,24 @@ class ConfigMapCache:
                 self._data[key] = cm
             return self._data[key]  # type: ignore[no-any-return]
 
-    def observe(self, event_type: str | None, obj: dict[str, Any]) -> None:
+    def observe(self, event_type: str | None, obj: dict[str, Any]) -> bool:
+        """Record a watch event; whether what verification read from this ConfigMap changed. A ConfigMap nobody
+        has read, or one delivered again as it was read (a watch's first list), changes nothing."""
         m = obj.get("metadata") or {}
         key = (m.get("namespace") or "", m.get("name") or "")
         with self._lock:
-            if key in self._data:
-                self._data[key] = None if event_type == "DELETED" else {
-                    "data": dict(obj.get("data") or {}), "resourceVersion": m.get("resourceVersion"),
-                }
+            if key not in self._data:
+                return False
+            old = self._data[key]
+            new = None if event_type == "DELETED" else {
+                "data": dict(obj.get("data") or {}), "resourceVersion": m.get("resourceVersion"),
+            }
+            self._data[key] = new
+            if old is _PENDING:
+                return True  # read while this event was on its way: look again
+            if old is None or new is None:
+                return old is not new
+            return bool(old.get("resourceVersion") != new.get("resourceVersion") or old.get("data") != new.get("data"))
 
 
 def _version_model(obj: dict[str, Any]) -> tuple[str, str] | None:

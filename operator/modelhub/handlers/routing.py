@@ -218,7 +218,8 @@ class Router:
 
     def on_configmap(self, event_type: str | None, obj: dict[str, Any]) -> None:
         """A keyring or signature ConfigMap changed: re-verify the versions that depend on it."""
-        self.ctx.configmaps.observe(event_type, obj)
+        if not self.ctx.configmaps.observe(event_type, obj):
+            return  # nobody read it, or it is as they read it
         m = _meta(obj)
         target = (m.get("namespace") or "", m.get("name") or "")
         for ns, model in self.keyrings.owners(target):

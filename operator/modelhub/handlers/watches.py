@@ -9,8 +9,10 @@ from each watch's thread onto the event loop, in order.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,8 +31,31 @@ class Watches:
         self._tasks: list[asyncio.Task[None]] = []
 
     def _to_loop(self, fn: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
+        """Hand events from a watch thread to the loop in order, waking the loop once per burst (not per event:
+        each wake-up is a syscall on both sides)."""
+        pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        lock = threading.Lock()
+        scheduled = [False]
+
+        def drain() -> None:
+            with lock:
+                batch = list(pending)
+                pending.clear()
+                scheduled[0] = False
+            for event_type, obj in batch:
+                try:
+                    fn(event_type, obj)
+                except Exception:  # noqa: BLE001 - one event's failure never loses the others
+                    log.exception("routing a %s event failed", event_type)
+
         def hop(event_type: str, obj: dict[str, Any]) -> None:
-            self._loop.call_soon_threadsafe(fn, event_type, obj)
+            with lock:
+                pending.append((event_type, obj))
+                if scheduled[0]:
+                    return
+                scheduled[0] = True
+            self._loop.call_soon_threadsafe(drain)
+
         return hop
 
     def start_deployments(self) -> Reflector:
