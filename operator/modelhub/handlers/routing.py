@@ -166,7 +166,7 @@ class Router:
             # own teardown: the Revocation enqueues those once it is done, so they don't compete with it.)
             self.ctx.enqueue("Model", ns, lab[L.MODEL])
             self.ctx.enqueue("ModelVersion", ns, ann.get(A.MODEL_VERSION, ""))
-        if event_type != "DELETED":
+        if event_type != "DELETED" and not m.get("deletionTimestamp"):
             declared = declared_digest(obj)
             if declared.problem:
                 self._warn_malformed(obj, declared.problem)
@@ -177,8 +177,8 @@ class Router:
     def on_workload(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> None:
         """A workload of any other kind that declares the artifact it serves: a Revocation covering it acts."""
         self.record(kind, event_type, obj)
-        if event_type == "DELETED":
-            return
+        if event_type == "DELETED" or _meta(obj).get("deletionTimestamp"):
+            return  # going already: nothing for a Revocation to do (a teardown's echoes cost nothing)
         declared = declared_digest(obj)
         if declared.problem:
             self._warn_malformed(obj, declared.problem)
