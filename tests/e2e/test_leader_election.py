@@ -75,3 +75,30 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_after_sigkill(
         stop_operator(a)
 
 
+
+
+def test_webhooks_can_fail_closed_for_create_and_update_but_never_see_a_delete(crds: None, tmp_path: Path) -> None:
+    """The chart's webhook.failurePolicy=Fail (MODELHUB_WEBHOOK_FAILURE_POLICY): the configurations the operator
+    writes say Fail, and intercept CREATE and UPDATE only: no webhook of ours can block a DELETE or scale-down."""
+    if os.environ.get("MODELHUB_OPERATOR") == "external":
+        pytest.skip("starts its own operator")
+    op = start_operator(tmp_path / "fail.log", MODELHUB_WEBHOOK_FAILURE_POLICY="Fail", MODELHUB_LEADER_ELECTION="0")
+    try:
+        def configs() -> list[dict] | None:
+            out = []
+            for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+                cfg = get(kind, "modelhub.dev")
+                if not cfg or any(w.get("failurePolicy") != "Fail" for w in cfg.get("webhooks") or []):
+                    return None
+                out.append(cfg)
+            return out
+
+        for cfg in wait_for(configs, 30, what="webhook configurations with failurePolicy Fail"):
+            for w in cfg["webhooks"]:
+                ops = {op for rule in w["rules"] for op in rule["operations"]}
+                assert ops <= {"CREATE", "UPDATE"}, (w["name"], ops)
+    finally:
+        stop_operator(op)
+        # No operator answers now: leave no fail-closed webhook behind for the modules that follow.
+        kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "modelhub.dev",
+                "--ignore-not-found")

@@ -9,6 +9,7 @@ the webhook being up. Decisions are in modelhub.domain (approval, admission); th
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,11 @@ from modelhub.adapters import metrics
 from modelhub.domain import admission as decide
 from modelhub.domain import approval as approval_domain
 from modelhub.handlers.reconciler import Reconciler
+
+# failurePolicy of the webhook configurations kopf writes: Ignore (default: a stopped operator never wedges GitOps;
+# the reconcilers refuse the same things) or Fail (MODELHUB_WEBHOOK_FAILURE_POLICY=Fail: CREATE and UPDATE of
+# modelhub resources are refused while no replica answers; DELETE is never intercepted, so nothing blocks a delete).
+IGNORE_FAILURES = os.environ.get("MODELHUB_WEBHOOK_FAILURE_POLICY", "Ignore").strip().lower() != "fail"
 
 
 def _recorded(webhook: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -45,7 +51,7 @@ def _reconciler(memo: kopf.Memo) -> Reconciler | None:
 
 
 @kopf.on.mutate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="approval",
-                ignore_failures=True)
+                ignore_failures=IGNORE_FAILURES)
 @_recorded("approval")
 def seal_approval(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     r = _reconciler(memo)
@@ -64,7 +70,7 @@ def seal_approval(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwar
 
 
 @kopf.on.validate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="no-resurrection",
-                  ignore_failures=True)
+                  ignore_failures=IGNORE_FAILURES)
 @_recorded("no-resurrection")
 def refuse_revoked_version(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     r = _reconciler(memo)
@@ -78,7 +84,7 @@ def refuse_revoked_version(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -
 
 
 @kopf.on.validate(GROUP, VERSION, "models", operations=["CREATE", "UPDATE"], id="no-revoked-promotion",
-                  ignore_failures=True)
+                  ignore_failures=IGNORE_FAILURES)
 @_recorded("no-revoked-promotion")
 def refuse_revoked_promotion(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     r = _reconciler(memo)
