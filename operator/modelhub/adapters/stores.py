@@ -38,7 +38,6 @@ import os
 import posixpath
 import re
 import shutil
-import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -366,27 +365,10 @@ def _open_dest(dest: Path) -> BinaryIO:
 
 
 def _open_local(loc: Location, *, follow_symlinks: bool) -> int:
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    if not follow_symlinks:
-        flags |= os.O_NOFOLLOW
-    try:
-        fd = os.open(loc.path, flags)
-    except (FileNotFoundError, NotADirectoryError):
-        raise StoreError("NotFound", f"{loc.uri} does not exist ({loc.path})") from None
-    except PermissionError:
-        raise StoreError("Forbidden", f"{loc.uri} is not readable ({loc.path})") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StoreError("UnsafePath", f"{loc.uri} is a symlink and symlinks are not allowed") from None
-        raise StoreError("Unreachable", f"cannot open {loc.uri}: {exc.strerror or exc}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        reason = "NotFound" if stat.S_ISDIR(st.st_mode) else "UnsafePath"
-        raise StoreError(reason, f"{loc.uri} is {kind}")
-    os.set_blocking(fd, True)
-    return fd
+    """A regular file opened for reading, anywhere (the loader's view); the fetch engine's opener, unrestricted."""
+    from modelhub.adapters import fetch  # (fetch builds on this module)
+
+    return fetch._open_local(loc, fetch.LocalPolicy(), follow_symlinks=follow_symlinks)
 
 
 def _copy_local(
