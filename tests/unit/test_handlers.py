@@ -400,3 +400,20 @@ def test_a_refused_artifact_shows_on_the_version_as_artifact_rejected(h: Harness
     assert "weights.bin: sha256 mismatch" in avail["message"]
     assert condition(v, C.READY)["reason"] == R.ARTIFACT_REJECTED
     assert any(e["reason"] == R.ARTIFACT_REJECTED and e["type"] == C.WARNING for e in h.kube.recorded_events)
+
+
+def test_a_late_echo_of_a_torn_down_workload_is_not_torn_down_and_counted_again(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.0.0", replicas=3)
+    h.settle()  # rolled out; its pods not ready yet
+    h.kube.settle_deployment(NS, vname("1.0.0"), step=1)  # status updates on their way (undelivered)
+    h.kube.settle_deployment(NS, vname("1.0.0"), step=1)
+    h.apply(revocation_manifest("leak", digests=[signed[1]["1.0.0"].digest]))
+    rev_events = [e for e in h.kube.pending if e.kind == "Revocation"]
+    for e in rev_events:
+        h.kube.pending.remove(e)
+        h.deliver(e)
+    h.run(("Revocation", "", "leak"))  # tears down before the Deployment's older events arrive
+    h.settle()  # ... which arrive now, then its DELETED
+    rev = h.kube.get("Revocation", "", "leak")
+    assert rev["status"]["workloadsTornDown"] == 1
+    assert [r for r in h.kube.requests if r == ("delete", "Deployment")] == [("delete", "Deployment")]

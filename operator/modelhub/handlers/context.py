@@ -228,7 +228,8 @@ class Context:
     # Artifact digests tied to a Revocation by a refused ModelVersion (a late link), by Revocation name.
     late_digests: dict[str, set[str]] = field(default_factory=dict)
     # Workloads our teardown deleted lately: their dependents are the garbage collector's (bounded).
-    recently_deleted: dict[tuple[str, str, str], None] = field(default_factory=dict)
+    # (kind, namespace, name) -> uid. A late watch event of one of them does not bring it back into the cache.
+    recently_deleted: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
     # (uid, annotation value) of workloads already warned about a malformed digest (bounded).
     warned: dict[tuple[str, str], None] = field(default_factory=dict)
     teardown_pool: concurrent.futures.Executor | None = None

@@ -79,13 +79,14 @@ class RevocationReconciler:
         ctx.tearing.update((ns, name) for kind, ns, name in workloads if kind == "Deployment")
 
         async def one(kind: str, ns: str, name: str) -> bool:
+            uid = (_meta(ctx.cache.get(kind, ns, name) or {}).get("uid")) or None
             # The dedicated pool's size is the concurrency bound; nothing else queues in it.
             gone = await loop.run_in_executor(ctx.teardown_pool, ctx.kube.delete_workload, kind, ns, name)
             failpoints.hit("revocation.mid-delete")
             ctx.cache.drop(kind, ns, name)
             if len(ctx.recently_deleted) > 100_000:
                 ctx.recently_deleted.clear()
-            ctx.recently_deleted[(kind, ns, name)] = None
+            ctx.recently_deleted[(kind, ns, name)] = uid
             if kind == "Deployment":
                 ctx.applied_generation.pop((ns, name), None)
                 if not gone:  # already gone: no DELETED echo will end the suppression

@@ -77,12 +77,17 @@ class Router:
         self.revoked_digests: dict[str, set[str]] = defaultdict(set)  # digest named in a match -> Revocations
 
     # --- the CRDs ----------------------------------------------------------------------------------------------
-    def record(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> None:
+    def record(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> bool:
+        """Keep the cache current; False when the event is stale (an older state, or a late echo of an object
+        our teardown deleted: it must not come back and be torn down, and counted, again)."""
         m = _meta(obj)
         if event_type == "DELETED":
             self.ctx.cache.drop(kind, m.get("namespace"), m["name"])
-        else:
-            self.ctx.cache.put(kind, obj)
+            return True
+        gone = self.ctx.recently_deleted.get((kind, m.get("namespace") or "", m["name"]))
+        if gone is not None and gone == m.get("uid"):
+            return False
+        return self.ctx.cache.put(kind, obj)
 
     def on_model(self, event_type: str | None, obj: dict[str, Any]) -> None:
         self.record("Model", event_type, obj)
@@ -153,7 +158,8 @@ class Router:
 
     # --- what the operator watches with selectors -------------------------------------------------------------
     def on_deployment(self, event_type: str | None, obj: dict[str, Any]) -> None:
-        self.record("Deployment", event_type, obj)
+        if not self.record("Deployment", event_type, obj):
+            return
         m = _meta(obj)
         ns, name = m["namespace"], m["name"]
         lab, ann = m.get("labels") or {}, m.get("annotations") or {}
@@ -176,7 +182,8 @@ class Router:
 
     def on_workload(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> None:
         """A workload of any other kind that declares the artifact it serves: a Revocation covering it acts."""
-        self.record(kind, event_type, obj)
+        if not self.record(kind, event_type, obj):
+            return
         if event_type == "DELETED" or _meta(obj).get("deletionTimestamp"):
             return  # going already: nothing for a Revocation to do (a teardown's echoes cost nothing)
         declared = declared_digest(obj)
