@@ -84,3 +84,17 @@ def test_teardown_targets_are_distinct_top_owners() -> None:
     serving.append((("Deployment", "ns", "web"), OBJECTS[("Deployment", "ns", "web")]))
     serving.append((("Pod", "ns", "bare"), meta("bare")))
     assert teardown_targets(serving, lookup) == [("Deployment", "ns", "web"), ("Pod", "ns", "bare")]
+
+
+def test_owners_among_the_serving_workloads_need_no_lookup() -> None:
+    """Right after a rollout, a cache may have the Pod and its Deployment but not yet the ReplicaSet, and the API
+    may not answer: the owners that also declare the artifact are enough."""
+    def nothing(kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        raise TimeoutError("the API server does not answer")
+
+    serving = [
+        (("Pod", "ns", "p"), meta("p", owner=("ReplicaSet", "web-abc"))),
+        (("ReplicaSet", "ns", "web-abc"), meta("web-abc", owner=("Deployment", "web"))),
+        (("Deployment", "ns", "web"), meta("web")),
+    ]
+    assert teardown_targets(serving, nothing) == [("Deployment", "ns", "web")]

@@ -79,5 +79,13 @@ def top_owner(ref: Ref, meta: Mapping[str, Any], lookup: MetaLookup) -> Ref | No
 
 
 def teardown_targets(serving: Iterable[tuple[Ref, Mapping[str, Any]]], lookup: MetaLookup) -> list[Ref]:
-    """The distinct top-most owners of the workloads serving revoked artifacts, in a stable order."""
-    return sorted({t for ref, meta in serving if (t := top_owner(ref, meta, lookup)) is not None})
+    """The distinct top-most owners of the workloads serving revoked artifacts, in a stable order. Owners that
+    are themselves among `serving` are found there first (a Pod's ReplicaSet and Deployment usually are), so the
+    walk does not depend on what else a cache has seen yet."""
+    known = {ref: meta for ref, meta in serving}
+
+    def first_known(kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        hit = known.get((kind, namespace, name))
+        return hit if hit is not None else lookup(kind, namespace, name)
+
+    return sorted({t for ref, meta in known.items() if (t := top_owner(ref, meta, first_known)) is not None})

@@ -111,6 +111,7 @@ class RevocationReconciler:
         targets = await self.targets(digests)
         deleted = 0
         if targets:
+            log.debug("Revocation %s: tearing down %s%s", name, targets[:5], " …" if len(targets) > 5 else "")
             # Record the teardown as it starts (in parallel with the deletes, which are what users wait for).
             intent = rdomain.tearing_down_status(rev.get("status") or {}, generation=gen, targets=len(targets),
                                                  now=ctx.clock())
