@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.kubehelp import ROOT, condition, get, kubectl, wait_condition, wait_for
+from tests.e2e.signed import make_model
 from tests.e2e.test_rollout import WAIT, Env, gone, kubectl_modelhub, make_env, wait_ready
 
 
@@ -32,7 +33,10 @@ def revocations() -> Iterator[list[str]]:
 
 def test_revoke_by_model_range_waits_and_reports_the_teardown(env: Env, revocations: list[str]) -> None:
     env.model("clf", stable="1.0.0")
-    v1 = env.version("clf", "1.0.0")
+    # Weights of its own: an artifact other tests also serve (same files, same digest) would be torn down with it
+    # wherever it still runs, and counted.
+    signed = make_model(env.root, "clf-range", env.key, files={"weights.bin": os.urandom(64), "config.json": b"{}"})
+    v1 = env.version("clf", "1.0.0", signed=signed)
     wait_ready(env.ns, v1)
     name = f"e2e-{env.ns}"
     revocations.append(name)
