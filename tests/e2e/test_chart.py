@@ -320,3 +320,19 @@ def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, s
     assert get("deployment", "modelhub", ns) is None
     # The approval key stays (helm.sh/resource-policy: keep): approvals made before stay valid after a reinstall.
     assert get("secret", "modelhub-approval-key", ns) is not None
+
+
+def test_the_chart_ships_the_alerts_and_the_dashboard() -> None:
+    """metrics.prometheusRule / metrics.grafanaDashboard: the PrometheusRule holds exactly the plain rules file, and
+    the ConfigMap exactly the dashboard; the chart's copies are the files deploy/ ships (a test fails on drift)."""
+    for chart_file, shipped in (("modelhub-rules.yaml", ROOT / "deploy" / "prometheus" / "modelhub-rules.yaml"),
+                                ("modelhub-dashboard.json", ROOT / "deploy" / "grafana" / "modelhub-dashboard.json")):
+        assert (CHART / "files" / chart_file).read_bytes() == shipped.read_bytes(), f"copy {shipped} to the chart"
+    assert not [d for d in _render() if d["kind"] in ("PrometheusRule",) or d["metadata"]["name"].endswith("-dashboard")]
+    docs = _render("metrics.prometheusRule.enabled=true", "metrics.grafanaDashboard.enabled=true")
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((ROOT / "deploy" / "prometheus" / "modelhub-rules.yaml").read_text())
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["modelhub-dashboard.json"]) == json.loads(
+        (ROOT / "deploy" / "grafana" / "modelhub-dashboard.json").read_text())
