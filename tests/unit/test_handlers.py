@@ -212,8 +212,9 @@ def end_state(h: Harness) -> dict[str, Any]:
 
 
 def run_sequence(seed: int, signed: Any) -> dict[str, Any]:
-    """Roll out 1.0.0, promote 1.1.0 (make before break), then revoke 1.1.0 (fall back to 1.2.0? no: 1.2.0 is
-    unapproved, so to 1.0.0) — each phase in a seeded random order of events, reconciles and pod readiness."""
+    """Roll out 1.0.0, promote 1.1.0 (make before break), then revoke 1.1.0: the fallback is 1.0.0, the newest
+    eligible version (1.2.0 is unapproved). Each phase in a seeded random order of events, reconciles and pod
+    readiness."""
     rng = random.Random(seed)
     h = Harness(approval_key=KEY_B)
     try:
