@@ -149,14 +149,6 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
-    def list_deployments(self, label_selector: str) -> list[dict[str, Any]]:
-        out = self.request("GET", "/apis/apps/v1/deployments", query=[("labelSelector", label_selector)])
-        items = list(out.get("items", []))
-        for item in items:
-            item.setdefault("kind", "Deployment")
-            item.setdefault("apiVersion", "apps/v1")
-        return items
-
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Replace a Deployment's spec, labels and annotations with ours (drift correction); create if absent."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -258,15 +250,6 @@ class Kube:
             self.request("GET", f"/apis/{group_version}")
         except ApiException as exc:
             if exc.status in (404, 503):
-                return False
-            raise
-        return True
-
-    def delete_service(self, namespace: str, name: str) -> bool:
-        try:
-            self.core.delete_namespaced_service(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
                 return False
             raise
         return True

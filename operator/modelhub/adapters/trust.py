@@ -34,27 +34,36 @@ def _unusable(pem: bytes) -> str | None:
     return None
 
 
+def _entries(kube: ConfigMapReader, namespace: str, entry: dict[str, Any], what: str, noun: str,
+             problems: list[str]) -> list[tuple[str, str]] | None:
+    """The (key, value) pairs a trust entry names ({name, key?} of a ConfigMap), or None with the reason in
+    `problems` (missing ConfigMap, missing key, empty)."""
+    cm_name, only = str(entry.get("name") or ""), entry.get("key")
+    cm = kube.get_configmap(namespace, cm_name)
+    if cm is None:
+        problems.append(f"{what} ConfigMap {namespace}/{cm_name} not found")
+        return None
+    data = cm.get("data") or {}
+    if only:
+        if only not in data:
+            problems.append(f"{what} ConfigMap {namespace}/{cm_name} has no key {only!r}")
+            return None
+        return [(only, data[only])]
+    if not data:
+        problems.append(f"{what} ConfigMap {namespace}/{cm_name} holds no {noun}")
+        return None
+    return sorted(data.items())
+
+
 def load_keyring(kube: ConfigMapReader, namespace: str, trust: dict[str, Any]) -> Keyring:
     """The trusted keys of a Model. Entries that are not usable public keys are left out and named in
     `problems`, so one stray entry (a README, a typo) does not make every other key of the ConfigMap useless."""
     ring = Keyring()
     for entry in trust.get("keys") or []:
-        cm_name, only = entry.get("name"), entry.get("key")
-        cm = kube.get_configmap(namespace, cm_name)
-        if cm is None:
-            ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} not found")
+        cm_name = entry.get("name")
+        entries = _entries(kube, namespace, entry, "keyring", "keys", ring.problems)
+        if entries is None:
             continue
-        data = cm.get("data") or {}
-        if only:
-            if only not in data:
-                ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} has no key {only!r}")
-                continue
-            entries = [(only, data[only])]
-        elif not data:
-            ring.problems.append(f"keyring ConfigMap {namespace}/{cm_name} holds no keys")
-            continue
-        else:
-            entries = sorted(data.items())
         for k, v in entries:
             why = _unusable(v.encode())
             if why:
@@ -98,22 +107,10 @@ def load_certificate_authorities(kube: ConfigMapReader, namespace: str, trust: d
     number of entries too."""
     roots = TrustRoots()
     for entry in trust.get("certificateAuthorities") or []:
-        cm_name, only = entry.get("name"), entry.get("key")
-        cm = kube.get_configmap(namespace, cm_name)
-        if cm is None:
-            roots.problems.append(f"CA ConfigMap {namespace}/{cm_name} not found")
+        cm_name = entry.get("name")
+        entries = _entries(kube, namespace, entry, "CA", "certificates", roots.problems)
+        if entries is None:
             continue
-        data = cm.get("data") or {}
-        if only:
-            if only not in data:
-                roots.problems.append(f"CA ConfigMap {namespace}/{cm_name} has no key {only!r}")
-                continue
-            entries = [(only, data[only])]
-        elif not data:
-            roots.problems.append(f"CA ConfigMap {namespace}/{cm_name} holds no certificates")
-            continue
-        else:
-            entries = sorted(data.items())
         for k, v in entries:
             if len(roots.cas) >= MAX_CA_ENTRIES:
                 roots.problems.append(f"more than {MAX_CA_ENTRIES} CA entries: CA ConfigMap {namespace}/{cm_name} key {k!r} and later ones are left out")
