@@ -66,18 +66,20 @@ class _Handler(SimpleHTTPRequestHandler):
         try:
             if served.delay:
                 time.sleep(served.delay)
-            if failing:
-                self.send_error(503, "try again")
-            elif self.path in served.redirects:
-                self.send_response(302)
-                self.send_header("Location", served.redirects[self.path])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            else:
-                super().do_GET()
         finally:
+            # Counted only until the answer starts: once the client has its answer it may send the next request
+            # before this thread gets here, and that overlap is not concurrency of the client.
             with served.lock:
                 served.in_flight -= 1
+        if failing:
+            self.send_error(503, "try again")
+        elif self.path in served.redirects:
+            self.send_response(302)
+            self.send_header("Location", served.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            super().do_GET()
 
 
 @dataclass(frozen=True)
