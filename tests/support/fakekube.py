@@ -89,6 +89,13 @@ class FakeKube:
         return None if cm is None else {"data": dict(cm.get("data") or {}),
                                         "resourceVersion": cm["metadata"]["resourceVersion"]}
 
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.requests.append(("get", "Secret"))
+        secret = self.objects.get(("Secret", namespace, name))
+        if secret is not None and secret.get("forbidden"):
+            raise PermissionError(f"the operator may not read Secret {namespace}/{name}")
+        return None if secret is None else {"data": dict(secret.get("data") or {})}
+
     def patch_status(self, kind: str, namespace: str | None, name: str,
                      status: dict[str, Any]) -> dict[str, Any] | None:
         self.requests.append(("patch-status", kind))

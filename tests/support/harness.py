@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from modelhub.adapters import fetch
+from modelhub.adapters.bundles import Bundle, BundleFetcher, BundleSettings, Refusal
 from modelhub.domain.teardown import WORKLOAD_KINDS
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.reconciler import Reconciler
@@ -61,6 +63,25 @@ async def direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
+class InlineBundles:
+    """The bundle fetcher's checks and bounds, answered at once (the harness drives the queue itself): every
+    request is fetched right away under the given settings (default: any local path, loopback allowed)."""
+
+    def __init__(self, settings: BundleSettings | None = None) -> None:
+        self.fetcher = BundleFetcher(settings or BundleSettings(file_roots=("/",), allow_cidrs=fetch.parse_cidrs(
+            "127.0.0.0/8", "test"), allow_http=True))
+        self.requests: list[tuple[Any, str]] = []
+        self.cancelled: list[Any] = []
+
+    def request(self, key: Any, uri: str, *, credentials: Any = None,
+                on_done: Callable[[], None] | None = None) -> Bundle | Refusal | None:
+        self.requests.append((key, uri))
+        return self.fetcher.fetch_sync(uri, credentials=credentials)
+
+    def cancel(self, key: Any) -> None:
+        self.cancelled.append(key)
+
+
 class Harness:
     def __init__(self, *, approval_key: bytes = b"k" * 32, now: dt.datetime | None = None) -> None:
         self.kube = FakeKube()
@@ -68,7 +89,8 @@ class Harness:
         self.queue = DrivenQueue()
         self.ctx = Context(kube=self.kube, settings=Settings(loader_image="localhost/modelhub:test"),
                            clock=lambda: self.now, io=direct, approval_key=approval_key,
-                           teardown_pool=InlineExecutor(), queue=self.queue)
+                           teardown_pool=InlineExecutor(), queue=self.queue,
+                           bundles=InlineBundles())
         self.reconciler = Reconciler(self.ctx)
         self.loop = asyncio.new_event_loop()
 

@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -72,6 +73,10 @@ def start_operator(log_path: Path, *, wait: bool = True, verbose: bool = False, 
     """Start `modelhub run` with its health endpoint (and, unless given, webhook and metrics ports) on free
     ports; return once the health endpoint answers (`wait`), or at once."""
     health_port = free_port()
+    # The tests keep artifacts and bundles under the temporary directory and serve stores on 127.0.0.1: the
+    # bundle fetcher refuses both by default (no confused deputy), so the test operator allows exactly those.
+    env.setdefault("MODELHUB_BUNDLE_FILE_ROOTS", tempfile.gettempdir())
+    env.setdefault("MODELHUB_FETCH_ALLOW_CIDRS", "127.0.0.0/8")
     env.setdefault("MODELHUB_WEBHOOK_PORT", os.environ.get("MODELHUB_WEBHOOK_PORT") or str(free_port()))
     env.setdefault("MODELHUB_METRICS_PORT", os.environ.get("MODELHUB_METRICS_PORT") or str(free_port()))
     url = f"http://127.0.0.1:{health_port}/healthz"

@@ -418,3 +418,127 @@ def test_a_late_echo_of_a_torn_down_workload_is_not_torn_down_and_counted_again(
     rev = h.kube.get("Revocation", "", "leak")
     assert rev["status"]["workloadsTornDown"] == 1
     assert [r for r in h.kube.requests if r == ("delete", "Deployment")] == [("delete", "Deployment")]
+
+
+# --- what the operator computed decides, and bundles never hold a worker ----------------------------------------
+def test_a_forged_approved_condition_serves_nothing(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.1.0", require_approval=True, approve=("1.0.0",))
+    h.settle(controllers=h.settle_deployments)
+    assert deployments(h) == {}
+    # Somebody with write access to modelversions/status marks 1.1.0 approved; the Model reconciles before the
+    # version's own reconcile puts the truth back.
+    v = h.kube.get("ModelVersion", NS, vname("1.1.0"))
+    forged = [c for c in v["status"]["conditions"] if c["type"] != C.APPROVED] + [
+        {"type": C.APPROVED, "status": C.TRUE, "reason": R.APPROVED, "message": "trust me",
+         "lastTransitionTime": "2026-12-01T12:00:00Z", "observedGeneration": v["metadata"]["generation"]}]
+    h.kube.patch_status("ModelVersion", NS, vname("1.1.0"), {**v["status"], "conditions": forged})
+    h.deliver_all()
+    h.run(("Model", NS, "clf"))
+    assert deployments(h) == {}
+    assert condition(h.kube.get("Model", NS, "clf"), C.READY)["reason"] == R.NOT_APPROVED
+
+
+def test_a_model_waits_for_versions_this_operator_has_not_verified(h: Harness, signed: Any) -> None:
+    setup(h, signed, stable="1.0.0")
+    h.deliver_all()
+    # The Model reconciles first (as just after a start): it plans nothing and asks for the versions.
+    assert h.run(("Model", NS, "clf")) is not None
+    assert deployments(h) == {}
+    assert ("ModelVersion", NS, vname("1.0.0")) in h.queue.ready
+    h.settle(controllers=h.settle_deployments)
+    assert list(deployments(h)) == [vname("1.0.0")]
+
+
+class _Later:
+    """A bundle source whose fetches land when the test says so."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.waiting: dict[Any, tuple[str, Any]] = {}
+        self.done: dict[Any, Any] = {}
+
+    def request(self, key: Any, uri: str, *, credentials: Any = None, on_done: Any = None) -> Any:
+        if key in self.done:
+            return self.done[key]
+        self.waiting[key] = (uri, on_done)
+        return None
+
+    def land(self) -> None:
+        for key, (uri, on_done) in list(self.waiting.items()):
+            self.done[key] = self.inner.request(key, uri)
+            del self.waiting[key]
+            on_done()
+
+    def cancel(self, key: Any) -> None:
+        self.waiting.pop(key, None)
+        self.done.pop(key, None)
+
+
+def test_a_fetch_in_flight_writes_nothing_and_its_end_enqueues_the_version(h: Harness, signed: Any,
+                                                                           tmp_path: Path) -> None:
+    key, models = signed
+    later = _Later(h.ctx.bundles)
+    h.ctx.bundles = later
+    h.apply(keyring_manifest("keys", {"release.pub": key}, NS))
+    h.apply(model_manifest("clf", ["keys"], namespace=NS))
+    h.apply(version_manifest("v1", "clf", "1.0.0", models["1.0.0"], namespace=NS))  # model.sig beside (file://)
+    h.deliver_all()
+    before = len(h.kube.requests)
+    assert h.run(("ModelVersion", NS, "v1")) is None
+    assert [r for r in h.kube.requests[before:] if r[0] == "patch-status"] == []
+    assert (NS, "v1") in later.waiting
+    later.land()
+    assert ("ModelVersion", NS, "v1") in h.queue.ready
+    h.run(("ModelVersion", NS, "v1"))
+    assert condition(h.kube.get("ModelVersion", NS, "v1"), C.SIGNATURE_VERIFIED)["reason"] == R.VERIFIED
+    h.kube.remove("ModelVersion", NS, "v1")
+    h.deliver_all()
+    h.run(("ModelVersion", NS, "v1"))
+    assert (NS, "v1") not in later.done and (NS, "v1") not in h.ctx.verdicts  # forgotten with the object
+
+
+def test_a_bundle_outside_the_operators_file_roots_is_refused_without_quoting_it(signed: Any,
+                                                                                 tmp_path: Path) -> None:
+    from tests.support.harness import InlineBundles
+
+    from modelhub.adapters.bundles import BundleSettings
+
+    key, models = signed
+    secret = tmp_path / "private" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
+    h = Harness(approval_key=KEY_B)
+    h.ctx.bundles = InlineBundles(BundleSettings(file_roots=(str(tmp_path / "allowed"),)))
+    try:
+        h.apply(keyring_manifest("keys", {"release.pub": key}, NS))
+        h.apply(model_manifest("clf", ["keys"], namespace=NS))
+        h.apply(version_manifest("v1", "clf", "1.0.0", models["1.0.0"], namespace=NS,
+                                 signature={"uri": f"file://{secret}"}))
+        h.deliver_all()
+        h.run(("ModelVersion", NS, "v1"))
+        c = condition(h.kube.get("ModelVersion", NS, "v1"), C.SIGNATURE_VERIFIED)
+        assert (c["status"], c["reason"]) == (C.FALSE, R.BUNDLE_REFUSED)
+        assert "SECRET" not in c["message"] and "root:" not in c["message"]
+    finally:
+        h.close()
+
+
+def test_s3_credentials_come_from_the_versions_namespace_and_a_forbidden_secret_says_so(h: Harness,
+                                                                                       signed: Any) -> None:
+    key, models = signed
+    h.apply(keyring_manifest("keys", {"release.pub": key}, NS))
+    h.apply(model_manifest("clf", ["keys"], namespace=NS))
+    mv = version_manifest("v1", "clf", "1.0.0", models["1.0.0"], namespace=NS)
+    mv["spec"]["artifact"].update(uri="s3://models/clf/1.0.0", credentialsSecretRef={"name": "s3"})
+    h.apply(mv)
+    for secret, reason in (
+        (None, R.CREDENTIALS_NOT_FOUND),
+        ({"data": {"AWS_ACCESS_KEY_ID": "QUtJQQ=="}}, R.INVALID_CREDENTIALS),
+        ({"data": {}, "forbidden": True}, R.CREDENTIALS_FORBIDDEN),
+    ):
+        h.kube.objects.pop(("Secret", NS, "s3"), None)
+        if secret is not None:
+            h.kube.objects[("Secret", NS, "s3")] = {"metadata": {"name": "s3", "namespace": NS}, **secret}
+        h.deliver_all()
+        h.run(("ModelVersion", NS, "v1"))
+        assert condition(h.kube.get("ModelVersion", NS, "v1"), C.SIGNATURE_VERIFIED)["reason"] == reason

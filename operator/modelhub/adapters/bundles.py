@@ -40,6 +40,7 @@ from typing import Any
 
 from modelhub.adapters import fetch, stores
 from modelhub.adapters.fetch import S3Credentials
+from modelhub.vocab import reasons as R
 
 __all__ = [
     "ENV",
@@ -175,24 +176,24 @@ class Refusal:
 
 # Store reasons -> condition reasons (and whether a later attempt may succeed).
 _REASONS: dict[str, tuple[str, bool]] = {
-    "NotFound": ("BundleNotFound", True),
-    "Unreachable": ("BundleUnreachable", True),
-    "TLSError": ("BundleUnreachable", True),
-    "BadResponse": ("BundleUnreachable", True),
-    "Forbidden": ("BundleUnreachable", True),
-    "Timeout": ("BundleTooSlow", True),
-    "TooSlow": ("BundleTooSlow", True),
-    "TooLarge": ("BundleTooLarge", True),
-    "Refused": ("BundleRefused", False),
-    "InvalidURI": ("BundleRefused", False),
-    "Unsupported": ("BundleRefused", False),
-    "UnsafePath": ("BundleRefused", False),
-    "Cancelled": ("BundleUnreachable", True),
+    "NotFound": (R.BUNDLE_NOT_FOUND, True),
+    "Unreachable": (R.BUNDLE_UNREACHABLE, True),
+    "TLSError": (R.BUNDLE_UNREACHABLE, True),
+    "BadResponse": (R.BUNDLE_UNREACHABLE, True),
+    "Forbidden": (R.BUNDLE_UNREACHABLE, True),
+    "Timeout": (R.BUNDLE_TOO_SLOW, True),
+    "TooSlow": (R.BUNDLE_TOO_SLOW, True),
+    "TooLarge": (R.BUNDLE_TOO_LARGE, True),
+    "Refused": (R.BUNDLE_REFUSED, False),
+    "InvalidURI": (R.BUNDLE_REFUSED, False),
+    "Unsupported": (R.BUNDLE_REFUSED, False),
+    "UnsafePath": (R.BUNDLE_REFUSED, False),
+    "Cancelled": (R.BUNDLE_UNREACHABLE, True),
 }
 
 
 def _refusal_of(exc: stores.StoreError) -> Refusal:
-    reason, retry = _REASONS.get(exc.reason, ("BundleUnreachable", True))
+    reason, retry = _REASONS.get(exc.reason, (R.BUNDLE_UNREACHABLE, True))
     return Refusal(reason, f"signature bundle: {exc.message}", retry)
 
 
@@ -205,7 +206,7 @@ def check_bundle_bytes(data: bytes, where: str, settings: BundleSettings | None 
     Sigstore bundle media type."""
     s = settings or BundleSettings()
     if len(data) > s.max_bytes:
-        return Refusal("BundleTooLarge", f"the signature bundle at {where} is {len(data)} bytes, more than the "
+        return Refusal(R.BUNDLE_TOO_LARGE, f"the signature bundle at {where} is {len(data)} bytes, more than the "
                        f"{s.max_bytes} allowed", retry=True)
     tokens = data.count(b"{") + data.count(b"[") + data.count(b",") + data.count(b":")
     if tokens > s.max_json_tokens:
@@ -225,7 +226,7 @@ def check_bundle_bytes(data: bytes, where: str, settings: BundleSettings | None 
 
 
 def _not_a_bundle(where: str, why: str) -> Refusal:
-    return Refusal("MalformedBundle", f"the content at {where} is not a signature bundle ({why})")
+    return Refusal(R.MALFORMED_BUNDLE, f"the content at {where} is not a signature bundle ({why})")
 
 
 def bundle_from_configmap(
@@ -234,7 +235,7 @@ def bundle_from_configmap(
     """A bundle stored in a ConfigMap key (the ConfigMap as the API returns it, or None when absent)."""
     where = f"ConfigMap {namespace}/{name} key {key}"
     if configmap is None:
-        return Refusal("BundleNotFound", f"signature ConfigMap {namespace}/{name} not found", retry=True)
+        return Refusal(R.BUNDLE_NOT_FOUND, f"signature ConfigMap {namespace}/{name} not found", retry=True)
     data = configmap.get("data") or {}
     binary = configmap.get("binaryData") or {}
     if key in data:
@@ -245,7 +246,7 @@ def bundle_from_configmap(
         except (binascii.Error, ValueError):
             return _not_a_bundle(where, "binaryData is not base64")
     else:
-        return Refusal("BundleNotFound", f"signature ConfigMap {namespace}/{name} has no key {key!r}", retry=True)
+        return Refusal(R.BUNDLE_NOT_FOUND, f"signature ConfigMap {namespace}/{name} has no key {key!r}", retry=True)
     refusal = check_bundle_bytes(raw, where, settings)
     return refusal or Bundle(raw, where)
 
@@ -254,19 +255,19 @@ def s3_credentials_from_secret(secret: Mapping[str, Any] | None, namespace: str,
     """S3 credentials from a Secret in the ModelVersion's namespace (as the API returns it: base64 ``data``,
     or ``stringData``-like plain values under ``stringData``)."""
     if secret is None:
-        return Refusal("CredentialsNotFound", f"credentials Secret {namespace}/{name} not found", retry=True)
+        return Refusal(R.CREDENTIALS_NOT_FOUND, f"credentials Secret {namespace}/{name} not found", retry=True)
     values: dict[str, str] = {}
     for k, v in (secret.get("data") or {}).items():
         try:
             values[k] = base64.b64decode(v, validate=True).decode("utf-8").strip()
         except (binascii.Error, ValueError, UnicodeDecodeError):
-            return Refusal("InvalidCredentials", f"credentials Secret {namespace}/{name} key {k!r} is not valid")
+            return Refusal(R.INVALID_CREDENTIALS, f"credentials Secret {namespace}/{name} key {k!r} is not valid")
     for k, v in (secret.get("stringData") or {}).items():
         values[k] = str(v).strip()
     missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not values.get(k)]
     if missing:
         return Refusal(
-            "InvalidCredentials", f"credentials Secret {namespace}/{name} lacks {' and '.join(missing)}"
+            R.INVALID_CREDENTIALS, f"credentials Secret {namespace}/{name} lacks {' and '.join(missing)}"
         )
     return S3Credentials(
         access_key_id=values["AWS_ACCESS_KEY_ID"],
@@ -406,7 +407,7 @@ class BundleFetcher:
         except stores.StoreError as exc:
             return _refusal_of(exc)
         except Exception as exc:  # noqa: BLE001 - a store must not crash the operator
-            return Refusal("BundleUnreachable", f"signature bundle {where}: {type(exc).__name__}", retry=True)
+            return Refusal(R.BUNDLE_UNREACHABLE, f"signature bundle {where}: {type(exc).__name__}", retry=True)
         return check_bundle_bytes(data, where, self.settings) or Bundle(data, where)
 
     # -- asyncio ----------------------------------------------------------------------------------------

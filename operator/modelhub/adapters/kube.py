@@ -135,6 +135,19 @@ class Kube:
             raise
         return {"data": dict(cm.data or {}), "resourceVersion": cm.metadata.resource_version if cm.metadata else None}
 
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret of a tenant's namespace as the API returns it (base64 ``data``), None when absent. Raises
+        PermissionError when the operator may not read it (the chart grants it per namespace, by RoleBinding)."""
+        try:
+            out = self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status == 403:
+                raise PermissionError(f"the operator may not read Secret {namespace}/{name}") from None
+            raise
+        return {"data": dict(out.get("data") or {})}
+
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager, forcing ownership of the fields we set (drift correction)."""
         kind = obj["kind"]

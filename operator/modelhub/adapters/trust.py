@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from modelhub.adapters import stores
 from modelhub.domain.signing import Reason, SignatureError, key_fingerprint, parse_pem_certificates
 
 MAX_CA_ENTRY_BYTES = 256 * 1024  # one ConfigMap value of PEM CA certificates (a chain is a few KiB)
@@ -128,30 +127,3 @@ def load_trust(kube: ConfigMapReader, namespace: str, trust: dict[str, Any]) -> 
     ring = load_keyring(kube, namespace, trust)
     roots = load_certificate_authorities(kube, namespace, trust)
     return TrustRoots(keys=ring.keys, cas=roots.cas, problems=ring.problems + roots.problems)
-
-
-class BundleNotFound(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-def load_bundle(kube: ConfigMapReader, namespace: str, artifact: dict[str, Any]) -> tuple[bytes, str]:
-    """The signature bundle and where it came from (for messages). Raises BundleNotFound or StoreError."""
-    sig = artifact.get("signature") or {}
-    ref = sig.get("configMapRef")
-    if ref:
-        cm = kube.get_configmap(namespace, ref["name"])
-        if cm is None:
-            raise BundleNotFound(f"signature ConfigMap {namespace}/{ref['name']} not found")
-        key = ref.get("key") or stores.DEFAULT_SIGNATURE_NAME
-        if key not in cm["data"]:
-            raise BundleNotFound(f"signature ConfigMap {namespace}/{ref['name']} has no key {key!r}")
-        return cm["data"][key].encode(), f"ConfigMap {namespace}/{ref['name']} key {key}"
-    uri = sig.get("uri") or stores.default_signature_uri(artifact["uri"])
-    try:
-        return stores.fetch_bytes(uri), stores.redact(uri)
-    except stores.StoreError as exc:
-        if exc.reason == "NotFound":
-            raise BundleNotFound(exc.message) from None
-        raise

@@ -22,6 +22,7 @@ from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
 from modelhub.domain.loadlimits import LoaderLimits, limits_from_env
 from modelhub.domain.revocation import VersionIndex
 from modelhub.domain.teardown import WORKLOAD_KINDS, declared_digest
+from modelhub.domain.verdicts import Verdict
 from modelhub.handlers.runtime import Cache, Key
 from modelhub.vocab import labels as L
 
@@ -80,6 +81,7 @@ class KubePort(Protocol):
     """What the reconcilers need of the cluster (modelhub.adapters.kube.Kube; tests: an in-memory fake)."""
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def patch_status(self, kind: str, namespace: str | None, name: str,
                      status: dict[str, Any]) -> dict[str, Any] | None: ...
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]: ...
@@ -89,6 +91,15 @@ class KubePort(Protocol):
     def get_metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]: ...
     def event(self, obj: dict[str, Any], *, type_: str, reason: str, message: str, action: str) -> None: ...
+
+
+class BundleSource(Protocol):
+    """Signature-bundle fetches that never hold a queue worker (modelhub.adapters.bundles.BundleFetcher).
+    `request` returns the result once there (a Bundle or a Refusal), else None and calls `on_done` when it lands."""
+
+    def request(self, key: Any, uri: str, *, credentials: Any = None,
+                on_done: Callable[[], None] | None = None) -> Any: ...
+    def cancel(self, key: Any) -> None: ...
 
 
 class Queue(Protocol):
@@ -237,10 +248,19 @@ class Context:
     events: EventRecorder = field(init=False)
     # Whether Services are watched into the cache (then a missing one is seen, and re-applied).
     services_watched: bool = False
+    # Signature-bundle fetches off the queue workers (default: a BundleFetcher with the environment's bounds).
+    bundles: BundleSource | None = None
+    # What this operator computed of each version (verification, sealed approval): the rollout decides from
+    # these, never from conditions in status somebody else may have written. (namespace, name) -> Verdict.
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.configmaps = ConfigMapCache(self.kube)
         self.events = EventRecorder(self, self.settings.event_concurrency)
+        if self.bundles is None:
+            from modelhub.adapters.bundles import BundleFetcher
+
+            self.bundles = BundleFetcher()
         if self.teardown_pool is None:
             self.teardown_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.settings.teardown_concurrency, thread_name_prefix="teardown")

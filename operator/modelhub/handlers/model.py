@@ -9,8 +9,10 @@ from typing import Any
 
 from modelhub.adapters import metrics
 from modelhub.api import types as api
+from modelhub.domain import requeue
 from modelhub.domain.deployments import Write
 from modelhub.domain.model_plan import DeploymentWrite, overlay_revocations, plan_model
+from modelhub.domain.verdicts import overlay_verdicts
 from modelhub.handlers.context import Context
 from modelhub.handlers.status import write_status
 
@@ -71,6 +73,11 @@ class ModelReconciler:
         now = ctx.now_iso()
         versions = overlay_revocations(ctx.cache.by("ModelVersion", "model", (namespace, name)),
                                        ctx.live_revocations(), now)
+        versions, unverified = overlay_verdicts(versions, ctx.verdicts, now)
+        if unverified:  # not planned around before this operator has verified them (e.g. just after a start)
+            for v in unverified:
+                ctx.enqueue("ModelVersion", namespace, v)
+            return requeue.UNVERIFIED_WAIT  # their reconciles enqueue this Model too, once they have a verdict
         live = ctx.cache.by("Deployment", "model", (namespace, name))
         try:
             api.parse_spec(api.ModelSpec, model.get("spec"))

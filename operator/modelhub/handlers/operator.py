@@ -13,6 +13,7 @@ import kopf
 
 from modelhub import GROUP, VERSION
 from modelhub.adapters import metrics
+from modelhub.adapters.bundles import BundleFetcher, BundleSettings
 from modelhub.adapters.kube import Kube
 from modelhub.domain.approvalkey import ApprovalKeyError
 from modelhub.handlers import webhook
@@ -48,8 +49,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.admission.managed = GROUP
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=96, thread_name_prefix="kube"))
+    try:
+        bundles = BundleFetcher(BundleSettings.from_env())
+    except ValueError as exc:
+        raise kopf.PermanentError(f"invalid bundle setting: {exc}") from None
     kube = await asyncio.to_thread(Kube)
-    ctx = Context(kube=kube, settings=app)
+    ctx = Context(kube=kube, settings=app, bundles=bundles)
+    memo["bundles"] = bundles
     try:
         ctx.approval_key = await asyncio.to_thread(
             kube.ensure_secret_key, app.namespace, "modelhub-approval-key", "hmac", lambda: secrets.token_bytes(32),
@@ -93,6 +99,8 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
         await memo["watches"].stop()
     if "reconciler" in memo:
         await memo["reconciler"].stop()
+    if "bundles" in memo:
+        memo["bundles"].shutdown()
 
 
 @kopf.on.event(GROUP, VERSION, "revocations")

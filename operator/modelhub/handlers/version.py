@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from modelhub.adapters import failpoints, metrics, stores
-from modelhub.adapters.trust import BundleNotFound, TrustRoots, load_bundle, load_trust
+from modelhub.adapters.bundles import Bundle, Refusal, bundle_from_configmap, s3_credentials_from_secret
+from modelhub.adapters.trust import TrustRoots, load_trust
 from modelhub.api import types as api
 from modelhub.domain import approval as approval_domain
 from modelhub.domain import revocation as rdomain
+from modelhub.domain import verdicts
 from modelhub.domain import versions as vdomain
 from modelhub.domain.signing import SignatureError, verify_bundle
 from modelhub.handlers.context import Context
@@ -34,7 +36,17 @@ class VersionReconciler:
         self.router_facts = facts_changed or ctx.index.upsert
 
     # --- gather --------------------------------------------------------------------------------------------
-    def _verify(self, bundle: bytes, roots: TrustRoots, pinned: str) -> vdomain.Verification:
+    def _verify_sync(self, bundle: bytes, roots: TrustRoots, pinned: str) -> vdomain.Verification:
+        """Runs on a thread (ctx.io): parsing and verifying a bundle of a few MiB is CPU the event loop (and the
+        webhooks sharing it) must not wait for."""
+        try:
+            result = vdomain.verification_of(verify_bundle(bundle, roots.keys, trusted_cas=roots.cas), pinned)
+        except SignatureError as exc:
+            result = vdomain.Verification(False, exc.reason, exc.message)
+        metrics.record_verification(result.reason)
+        return result
+
+    async def _verify(self, bundle: bytes, roots: TrustRoots, pinned: str) -> vdomain.Verification:
         cache_key = (
             hashlib.sha256(bundle).hexdigest(), pinned,
             *sorted(f"{k}={hashlib.sha256(v).hexdigest()}" for k, v in roots.keys.items()),
@@ -43,17 +55,46 @@ class VersionReconciler:
         hit = self.ctx.verify_cache.get(cache_key)
         if isinstance(hit, vdomain.Verification):
             return hit
-        try:
-            result = vdomain.verification_of(verify_bundle(bundle, roots.keys, trusted_cas=roots.cas), pinned)
-        except SignatureError as exc:
-            result = vdomain.Verification(False, exc.reason, exc.message)
-        metrics.record_verification(result.reason)
+        result: vdomain.Verification = await self.ctx.io(self._verify_sync, bundle, roots, pinned)
         if len(self.ctx.verify_cache) > 10_000:
             self.ctx.verify_cache.clear()
         self.ctx.verify_cache[cache_key] = result
         return result
 
-    async def verification(self, obj: dict[str, Any], model: dict[str, Any] | None) -> vdomain.Verification:
+    async def bundle(self, obj: dict[str, Any]) -> Bundle | Refusal | None:
+        """The version's signature bundle: from its ConfigMap (watched), or requested from the bundle fetcher,
+        which never holds this worker: None while the fetch runs (its end enqueues the version again)."""
+        ctx = self.ctx
+        m = _meta(obj)
+        ns, name = m["namespace"], m["name"]
+        artifact = (obj.get("spec") or {})["artifact"]
+        sig = artifact.get("signature") or {}
+        ref = sig.get("configMapRef")
+        if ref:
+            key = ref.get("key") or stores.DEFAULT_SIGNATURE_NAME
+            cm = await ctx.io(ctx.configmaps.get_configmap, ns, ref["name"])
+            return bundle_from_configmap(cm, ns, ref["name"], key)
+        uri = sig.get("uri") or stores.default_signature_uri(artifact["uri"])
+        credentials = None
+        secret_ref = artifact.get("credentialsSecretRef")
+        if secret_ref and uri.startswith("s3://"):
+            try:
+                secret = await ctx.io(ctx.kube.get_secret, ns, secret_ref["name"])
+            except PermissionError as exc:
+                return Refusal(R.CREDENTIALS_FORBIDDEN, f"{exc}: bind the ClusterRole modelhub-credentials-reader "
+                               "to the operator's ServiceAccount in this namespace", retry=True)
+            found = s3_credentials_from_secret(secret, ns, secret_ref["name"])
+            if isinstance(found, Refusal):
+                return found
+            credentials = found
+        assert ctx.bundles is not None
+        result: Bundle | Refusal | None = ctx.bundles.request(
+            (ns, name), uri, credentials=credentials, on_done=lambda: ctx.enqueue("ModelVersion", ns, name))
+        return result
+
+    async def verification(self, obj: dict[str, Any], model: dict[str, Any] | None) -> vdomain.Verification | None:
+        """What verifying the version's bundle against its Model's trust gives now; None while its bundle is
+        being fetched."""
         ns = _meta(obj)["namespace"]
         spec = obj.get("spec") or {}
         try:
@@ -68,16 +109,15 @@ class VersionReconciler:
         roots = await self.ctx.io(load_trust, self.ctx.configmaps, ns, trust)
         if not roots:
             return vdomain.Verification(False, R.UNTRUSTED_KEY, roots.none_usable(str(spec.get("model"))))
-        try:
-            bundle, _ = await self.ctx.io(load_bundle, self.ctx.configmaps, ns, spec["artifact"])
-        except (BundleNotFound, stores.StoreError) as exc:
-            if (spec["artifact"].get("signature") or {}).get("configMapRef"):
-                return vdomain.Verification(False, R.BUNDLE_NOT_FOUND, exc.message)  # its ConfigMap watch re-verifies
-            if isinstance(exc, stores.StoreError):  # not fetchable (TLS, 403, server down...)
-                return vdomain.Verification(False, R.BUNDLE_UNREACHABLE,
-                                            f"cannot fetch the signature bundle: {exc.message}", retry=True)
-            return vdomain.Verification(False, R.BUNDLE_NOT_FOUND, f"no signature bundle: {exc.message}", retry=True)
-        result = self._verify(bundle, roots, spec["artifact"]["digest"])
+        found = await self.bundle(obj)
+        if found is None:
+            return None
+        if isinstance(found, Refusal):
+            # A ConfigMap's watch re-verifies when it lands; a store is looked at again (retry) unless it can
+            # never work (a location the operator may not fetch, content that is not a bundle).
+            retry = found.retry and not (spec["artifact"].get("signature") or {}).get("configMapRef")
+            return vdomain.Verification(False, found.reason, found.message, retry=retry)
+        result = await self._verify(found.data, roots, spec["artifact"]["digest"])
         if not result.ok and result.reason in (R.UNTRUSTED_KEY, R.UNTRUSTED_CERTIFICATE) and roots.problems:
             result = vdomain.Verification(False, result.reason, f"{result.message} ({'; '.join(roots.problems)})")
         return result
@@ -117,20 +157,31 @@ class VersionReconciler:
     async def reconcile(self, namespace: str, name: str) -> float | None:
         obj = self.ctx.cache.get("ModelVersion", namespace, name)
         if obj is None:
+            assert self.ctx.bundles is not None
+            self.ctx.bundles.cancel((namespace, name))  # a fetch for a deleted version stops
+            self.ctx.verdicts.pop((namespace, name), None)
             return None
         spec = obj.get("spec") or {}
         model = self.ctx.cache.get("Model", namespace, spec.get("model", ""))
         verification = await self.verification(obj, model)
+        if verification is None:
+            return None  # its bundle is being fetched; the fetch's end enqueues this version again
         facts_obj = obj
         if verification.ok:  # a Revocation by key or certificate matches on what verified it now
             facts_obj = {**obj, "status": {**(obj.get("status") or {}), "verified": verification.verified_fields()}}
         now = self.ctx.clock()
         revoked = vdomain.revoked_by(obj, self.covering(facts_obj), self.ctx.now_iso())
+        approval = self.approval(obj)
         plan = vdomain.plan_version(
             obj, now=now, verification=verification,
             require_approval=bool((((model or {}).get("spec") or {}).get("trust") or {}).get("requireApproval")),
-            approval=self.approval(obj), revoked=revoked, workload=await self.workload(obj),
+            approval=approval, revoked=revoked, workload=await self.workload(obj),
         )
+        verdict = verdicts.verdict_of(obj, verified=verification.ok, reason=verification.reason,
+                                      message=verification.message,
+                                      verified_digest=verification.digest, approved=approval is not None)
+        verdict_changed = self.ctx.verdicts.get((namespace, name)) != verdict
+        self.ctx.verdicts[(namespace, name)] = verdict
         # write
         if plan.became_available:
             seconds = metrics.rollout_seconds(_meta(obj).get("creationTimestamp") or "", now)
@@ -141,6 +192,6 @@ class VersionReconciler:
         await write_status(self.ctx, "ModelVersion", obj, plan.status)
         self.router_facts(rdomain.VersionFacts.from_object({**obj, "status": plan.status}))
         self.ctx.events.record(obj, plan.events, "Reconcile")
-        if plan.conditions_changed and model is not None:
+        if (plan.conditions_changed or verdict_changed) and model is not None:
             self.ctx.enqueue("Model", namespace, _meta(model)["name"])
         return plan.requeue

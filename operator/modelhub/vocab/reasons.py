@@ -11,6 +11,14 @@ UNTRUSTED_CERTIFICATE = "UntrustedCertificate"
 DIGEST_MISMATCH = "DigestMismatch"
 BUNDLE_NOT_FOUND = "BundleNotFound"
 BUNDLE_UNREACHABLE = "BundleUnreachable"
+BUNDLE_TOO_SLOW = "BundleTooSlow"  # the store sent too slowly or not within the deadline
+BUNDLE_TOO_LARGE = "BundleTooLarge"
+BUNDLE_REFUSED = "BundleRefused"  # a location the operator may not fetch (file outside its roots, metadata address)
+MALFORMED_BUNDLE = "MalformedBundle"  # the content is not a Sigstore bundle (never quoted)
+CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
+INVALID_CREDENTIALS = "InvalidCredentials"
+CREDENTIALS_FORBIDDEN = "CredentialsForbidden"  # the operator may not read the named Secret
+NOT_YET_VERIFIED = "NotYetVerified"  # the rollout's view of a version this operator has not verified yet
 # ModelVersion Approved
 APPROVED = "Approved"
 NOT_REQUIRED = "NotRequired"
