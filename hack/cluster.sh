@@ -70,6 +70,17 @@ apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   kubeApiserverCertSANs: ["10.0.0.1"]
+# One controller-manager and one scheduler: without leader election they ride out an API server restart (with it,
+# a renewal missed while the API server is down makes them exit, and nothing starts them again).
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 YAML
   # A stale cluster from a dead session: remove it first.
   "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true

@@ -222,7 +222,7 @@ def test_model_sig_in_s3_verifies(operator: Path, stores: RemoteStores, namespac
 REFUSALS: dict[str, tuple[str, tuple[str, ...]]] = {
     "untrusted": ("UntrustedKey", ("{other_fingerprint}", "ring/release")),
     "mismatch": ("DigestMismatch", ("{signed_digest}", "{pinned}", "spec.artifact.digest")),
-    "truncated": ("MalformedBundle", ("not valid JSON",)),
+    "truncated": ("MalformedBundle", ("is not a signature bundle", "not JSON")),
     "flipped": ("BadSignature", ("ring/release", "altered")),
     "nobundle": ("BundleNotFound", ("{nobundle_path}/model.sig",)),
     "nocm": ("BundleNotFound", ("{ns}/missing-sig",)),
