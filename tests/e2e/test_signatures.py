@@ -216,6 +216,27 @@ def test_model_sig_in_s3_verifies(operator: Path, stores: RemoteStores, namespac
     assert f"s3://models-e2e/{namespace}/not-uploaded/model.sig" in message, message
 
 
+def test_s3_bundles_use_the_credentials_the_version_names(operator: Path, stores: RemoteStores, namespace: str,
+                                                          tmp_path: Path) -> None:
+    """spec.artifact.credentialsSecretRef: the operator fetches with that Secret of the version's namespace, not
+    with its own identity (which this module's operator has): no Secret, no fetch."""
+    need_remote(stores)
+    key = new_key()
+    signed = make_model(tmp_path, "tts", key)
+    stores.s3_upload("models-e2e", f"{namespace}/tts", signed.path)
+    trusted_model(namespace, "tts", {"release": key})
+    version = version_manifest("tts-1-0-0", "tts", "1.0.0", signed)
+    version["spec"]["artifact"].update(uri=f"s3://models-e2e/{namespace}/tts", credentialsSecretRef={"name": "s3"})
+    apply(version, namespace)
+    obj = wait_verified(namespace, "tts-1-0-0", "False", "CredentialsNotFound")
+    assert f"{namespace}/s3" in cond(obj)["message"]
+    kubectl("-n", namespace, "create", "secret", "generic", "s3", "--from-literal=AWS_ACCESS_KEY_ID=tenant",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=tenant-secret", "--from-literal=AWS_REGION=us-east-1",
+            f"--from-literal=AWS_ENDPOINT_URL={stores.s3_endpoint}")
+    obj = wait_verified(namespace, "tts-1-0-0")  # (a refused fetch is retried on the bundle backoff: 5 s first)
+    assert_verified(obj, signed, key, "ring/release")
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 
 # name -> (reason, substrings of the message a person can act on; "{...}" filled from the scenario)
