@@ -55,6 +55,12 @@ VOLUME_MODEL = "model"
 VOLUME_KEYS = "keys"
 VOLUME_CAS = "cas"
 VOLUME_SIGNATURE = "signature"
+VOLUME_REGISTRY = "registry-auth"
+#: Where an oci:// artifact's dockerconfigjson Secret is mounted (as config.json: the loader reads
+#: $DOCKER_CONFIG/config.json, as docker, oras and crane do).
+REGISTRY_AUTH_DIR = "/var/run/modelhub/registry"
+DOCKER_CONFIG_ENV = "DOCKER_CONFIG"
+DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 SERVICE_PORT = 80
 
 LABEL_VALUE_MAX = 63
@@ -219,11 +225,31 @@ CREDENTIAL_KEYS = (
 )
 
 
+def is_oci(uri: str | None) -> bool:
+    return isinstance(uri, str) and uri[:6].lower() == "oci://"
+
+
+def registry_auth_volume(artifact: dict[str, Any]) -> dict[str, Any] | None:
+    """For an oci:// artifact with ``spec.artifact.credentialsSecretRef``: the volume of that
+    kubernetes.io/dockerconfigjson Secret, its ``.dockerconfigjson`` key as ``config.json`` (None otherwise)."""
+    ref = artifact.get("credentialsSecretRef") or {}
+    if not ref or not is_oci(artifact.get("uri")):
+        return None
+    name = _required(ref.get("name"), "spec.artifact.credentialsSecretRef.name")
+    return {
+        "name": VOLUME_REGISTRY,
+        "secret": {"secretName": name, "items": [{"key": DOCKERCONFIGJSON_KEY, "path": "config.json"}]},
+    }
+
+
 def credentials_env(artifact: dict[str, Any]) -> list[dict[str, Any]]:
-    """The loader's env entries for ``spec.artifact.credentialsSecretRef`` (none without one)."""
+    """The loader's env entries for ``spec.artifact.credentialsSecretRef`` (none without one). For an oci://
+    artifact: ``DOCKER_CONFIG`` pointing at the mounted Secret (:func:`registry_auth_volume`)."""
     ref = artifact.get("credentialsSecretRef") or {}
     if not ref:
         return []
+    if is_oci(artifact.get("uri")):
+        return [{"name": DOCKER_CONFIG_ENV, "value": REGISTRY_AUTH_DIR}]
     name = _required(ref.get("name"), "spec.artifact.credentialsSecretRef.name")
     out: list[dict[str, Any]] = []
     for key, optional in CREDENTIAL_KEYS:
@@ -274,6 +300,11 @@ def _loader(
     elif signature.get("uri"):
         command += ["--signature-uri", signature["uri"]]
         claims.add(_pvc_claim(signature["uri"]))
+
+    registry = registry_auth_volume(artifact)
+    if registry is not None:
+        volumes.append(registry)
+        mounts.append({"name": VOLUME_REGISTRY, "mountPath": REGISTRY_AUTH_DIR, "readOnly": True})
 
     for i, claim in enumerate(sorted(c for c in claims if c)):
         vol = f"pvc-{i}"
@@ -565,6 +596,7 @@ __all__ = [
     "build_deployment",
     "build_service",
     "credentials_env",
+    "registry_auth_volume",
     "model_volume",
     "deployment_labels",
     "cas_volume",
