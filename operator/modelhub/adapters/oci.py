@@ -337,10 +337,8 @@ def _descriptor(obj: Any, where: str, uri: str) -> Descriptor:
     if not isinstance(media_type, str) or not 0 < len(media_type) <= 255:
         raise StoreError("BadManifest", f"{uri}: {where} has no valid mediaType")
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise StoreError(
-            "BadManifest" if not (isinstance(digest, str) and ":" in digest) else "Unsupported",
-            f"{uri}: {where} digest must be sha256:<64 hex>"
-        )
+        other = isinstance(digest, str) and re.match(r"^sha512:[0-9a-f]{128}$", digest) is not None
+        raise StoreError("Unsupported" if other else "BadManifest", f"{uri}: {where} digest must be sha256:<64 hex>")
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= 2**62:
         raise StoreError("BadManifest", f"{uri}: {where} has no valid size")
     annotations = obj.get("annotations") or {}
@@ -408,6 +406,8 @@ class Registry:
         if plain_http is None:
             plain_http = ref.registry.lower() in plain_http_registries()
         self.plain_http = plain_http
+        if plain_http and not net.allow_http:  # a plain-http registry's redirects (its storage) are http too
+            self.net = dataclasses.replace(net, allow_http=True)
         scheme = "http" if plain_http else "https"
         self.base = f"{scheme}://{ref.api_host}/v2/{ref.repository}"
         self._authorization: str | None = None

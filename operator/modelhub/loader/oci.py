@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import IO
 
 from modelhub.adapters import fetch, oci, stores
-from modelhub.domain import signing
 from modelhub.domain.loadlimits import LoaderLimits
 
 Log = Callable[[str], None]
@@ -256,7 +255,17 @@ class Pull:
             reg._authorization = self.registry._authorization  # the token the manifest fetch earned
             try:
                 with open(target, "wb") as out:
-                    return reg.blob(layers[i], out.write, max_bytes=desc.size)
+
+                    def sink(chunk: bytes) -> None:
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:
+                            raise stores.StoreError("WriteFailed", f"writing layer {desc.digest}: {exc.strerror or exc}") from None
+
+                    return reg.blob(layers[i], sink, max_bytes=desc.size)
+            except OSError as exc:
+                stores.remove_quietly(target)
+                raise stores.StoreError("WriteFailed", f"layer {desc.digest}: {exc.strerror or exc}") from None
             except BaseException:
                 stores.remove_quietly(target)
                 raise
