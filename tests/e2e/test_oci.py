@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tarfile
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,45 @@ def test_basic_auth_with_a_dockerconfigjson(key: Key, keyfile: Path, tmp_path: P
         assert loaded_files(dest) == files
         creds = oci.credentials_from_dockerconfig(reg.dockerconfig(), reg.host)
         assert oci.resolve(f"oci://{reg.host}/private/model:1", creds) == uri
+
+
+def test_modelpack_archive_layer_and_the_total_limit(registry: Registry, key: Key, keyfile: Path,
+                                                     tmp_path: Path) -> None:
+    files = model_files("tar")
+    signed = make_model(tmp_path / "src", "tar", key, files)
+    push = tmp_path / "push" / "tar"
+    push.mkdir(parents=True)
+    with tarfile.open(push / "weights.tar", "w") as tf:  # a weight.v1.tar layer: files of the model tree
+        tf.add(signed.path / "weights.bin", arcname="weights.bin")
+        tf.add(signed.path / "tokenizer" / "vocab.txt", arcname="tokenizer/vocab.txt")
+    (push / "config.json").write_bytes(files["config.json"])
+    (push / "model.sig").write_bytes(signed.bundle)
+    digest = push_modelpack(registry, push, "models/tarred:1",
+                            media_types={"weights.tar": "application/vnd.cncf.model.weight.v1.tar"})
+    uri = f"oci://{registry.host}/models/tarred@{digest}"
+
+    dest = tmp_path / "dest"
+    proc = load(uri, signed.digest, dest, keyfile, registry=registry)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded_files(dest) == files
+
+    small = tmp_path / "small"
+    line = failure(load(uri, signed.digest, small, keyfile, "--max-total-bytes", "100000", registry=registry), small)
+    assert line.startswith("TooLarge: ") and "total limit of 100000" in line, line
+
+
+def test_oras_directory_push_with_the_bundle_inside(registry: Registry, key: Key, keyfile: Path,
+                                                    tmp_path: Path) -> None:
+    """`oras push REF DIR` makes one tar+gzip layer of the directory; the bundle comes from inside it."""
+    files = model_files("dir")
+    signed = make_model(tmp_path / "src", "mdir", key, files)
+    oras("push", f"{registry.host}/models/dir:1", "mdir", cwd=tmp_path / "src", registry=registry)
+    pinned = oci.resolve(f"oci://{registry.host}/models/dir:1#mdir", None)
+    manifest = json.loads(oras("manifest", "fetch", pinned.split("#")[0].removeprefix("oci://"),
+                               registry=registry).stdout)
+    assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/vnd.oci.image.layer.v1.tar+gzip"]
+
+    dest = tmp_path / "dest"
+    proc = load(pinned, signed.digest, dest, keyfile, registry=registry)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded_files(dest) == files
