@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 import subprocess
-import tarfile
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -282,3 +282,32 @@ def test_oras_directory_push_with_the_bundle_inside(registry: Registry, key: Key
     proc = load(pinned, signed.digest, dest, keyfile, registry=registry)
     assert proc.returncode == 0, proc.stderr
     assert loaded_files(dest) == files
+
+
+def test_bundle_attached_as_a_referrer(registry: Registry, key: Key, keyfile: Path, tmp_path: Path) -> None:
+    """The bundle beside the artifact as an OCI 1.1 referrer (`oras attach`; distribution has no referrers API,
+    so oras writes the referrers tag, which the loader reads too). A bundle by an untrusted key attached as
+    well is passed over."""
+    files = model_files("ref")
+    signed = make_model(tmp_path / "src", "ref", key, files, write_sig=False)
+    digest = push_modelpack(registry, signed.path, "models/referred:1")
+    subject = f"{registry.host}/models/referred@{digest}"
+    stranger = make_model(tmp_path / "other", "ref", new_key(), files, write_sig=False)
+    for i, bundle in enumerate((stranger.bundle, signed.bundle)):
+        sig = tmp_path / f"sig{i}" / "model.sig"
+        sig.parent.mkdir()
+        sig.write_bytes(bundle)
+        oras("attach", "--artifact-type", "application/vnd.dev.sigstore.bundle.v0.3+json", subject,
+             "model.sig:application/vnd.dev.sigstore.bundle.v0.3+json", cwd=sig.parent, registry=registry)
+
+    dest = tmp_path / "dest"
+    proc = load(f"oci://{subject}", signed.digest, dest, keyfile, registry=registry)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded_files(dest) == files
+    again = load(f"oci://{subject}", signed.digest, dest, keyfile, registry=registry)
+    assert again.returncode == 0 and "re-verified 3 files" in again.stderr, again.stderr
+
+    wrong = tmp_path / "wrong.pub"
+    wrong.write_bytes(new_key().public)
+    line = failure(load(f"oci://{subject}", signed.digest, tmp_path / "d2", wrong, registry=registry), tmp_path / "d2")
+    assert "referrer of" in line and "none of 2 verifies" in line, line

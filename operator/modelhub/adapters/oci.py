@@ -76,6 +76,11 @@ IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
                                 "application/vnd.docker.container.image.v1+json"})
 ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST))
 
+#: The artifact types of a signature bundle attached as an OCI 1.1 referrer (``oras attach --artifact-type``).
+BUNDLE_ARTIFACT_TYPES = ("application/vnd.dev.sigstore.bundle.v0.3+json",
+                         "application/vnd.dev.sigstore.bundle+json;version=0.3")
+MAX_REFERRERS = 16
+
 PLAIN_HTTP_ENV = "MODELHUB_OCI_PLAIN_HTTP"
 DOCKER_CONFIG_ENV = "DOCKER_CONFIG"
 
@@ -524,6 +529,61 @@ class Registry:
         buf = bytearray()
         self.blob(desc, buf.extend, max_bytes=max_bytes)
         return bytes(buf)
+
+    def referrers(self, digest: str, artifact_types: tuple[str, ...] = BUNDLE_ARTIFACT_TYPES) -> list[str]:
+        """Digests of the manifests that refer to `digest` with one of `artifact_types` (at most
+        MAX_REFERRERS): the OCI 1.1 referrers API, else the referrers tag schema (``sha256-<hex>``, what oras
+        writes to a registry without the API, e.g. distribution)."""
+        buf = bytearray()
+        try:
+            self._get(f"/referrers/{digest}", buf.extend, max_bytes=MAX_MANIFEST_BYTES, accept=OCI_INDEX,
+                      what="allowed for a referrers index")
+        except StoreError as exc:
+            if exc.reason != "NotFound":
+                raise
+            buf.clear()
+            try:
+                self._get(f"/manifests/{digest.replace(':', '-')}", buf.extend, max_bytes=MAX_MANIFEST_BYTES,
+                          accept=OCI_INDEX, what="allowed for a referrers index")
+            except StoreError as exc2:
+                if exc2.reason == "NotFound":
+                    return []
+                raise
+        try:
+            doc = json.loads(bytes(buf))
+        except ValueError:
+            raise StoreError("BadManifest", f"{self.ref.uri()}: the referrers index is not JSON") from None
+        entries = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(entries, list):
+            raise StoreError("BadManifest", f"{self.ref.uri()}: the referrers index has no 'manifests' list")
+        out = []
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("artifactType") not in artifact_types:
+                continue
+            d = entry.get("digest")
+            if isinstance(d, str) and _DIGEST_RE.match(d) and d not in out:
+                out.append(d)
+            if len(out) >= MAX_REFERRERS:
+                break
+        return out
+
+    def referrer_bundles(self, digest: str, max_bytes: int) -> list[bytes]:
+        """The signature bundles attached to `digest` as referrers (the first layer of each referrer manifest
+        whose subject is `digest`), each at most `max_bytes`; the caller keeps the one a trusted key signed."""
+        bundles = []
+        for ref_digest in self.referrers(digest):
+            data, got = self.manifest_bytes(ref_digest)
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                continue
+            subject = doc.get("subject") if isinstance(doc, dict) else None
+            if not isinstance(subject, dict) or subject.get("digest") != digest:
+                continue
+            referrer = parse_manifest(data, got, self.ref.uri(digest=ref_digest))
+            if referrer.layers:
+                bundles.append(self.blob_bytes(referrer.layers[0], max_bytes))
+        return bundles
 
 
 # ------------------------------------------------------------------------------------------ public helpers

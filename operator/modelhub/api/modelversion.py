@@ -376,6 +376,12 @@ class ModelVersionStatus(StatusModel):
         default=None, ge=0, description="The metadata.generation this status was computed from."
     )
     verified: Verified | None = Field(default=None, description="Result of the signature verification.")
+    resolved_uri: str | None = Field(
+        default=None,
+        max_length=URI_MAX,
+        description="spec.artifact.uri pinned by digest, as it was resolved once (an oci:// tag: the digest of the "
+        "manifest it named then); what the loader pulls. A tag moved later changes nothing for this version.",
+    )
     approval: Approval | None = Field(default=None, description="Who approved this version, and when.")
     workload: Workload | None = Field(default=None, description="The Deployment serving this version.")
     revocation: RevocationRef | None = Field(default=None, description="Set when a Revocation covers this version.")

@@ -422,6 +422,7 @@ def _load_locked(
         raise LoadError("InvalidArgument", "workers must be at least 1")
     if signature_bytes is not None and signature_uri is not None:
         raise LoadError("InvalidArgument", "give a signature URI or the signature bytes, not both")
+    default_signature = signature_bytes is None and signature_uri is None
     try:
         scheme = stores.parse(uri).scheme
         if signature_bytes is None:
@@ -432,7 +433,8 @@ def _load_locked(
     if scheme == "oci":
         return _load_oci(
             uri=uri, digest=digest, dest_dir=dest_dir, trusted_keys=trusted_keys, trusted_cas=trusted_cas,
-            signature_uri=signature_uri, signature_bytes=signature_bytes, workers=workers, retries=retries,
+            signature_uri=signature_uri, signature_bytes=signature_bytes, default_signature=default_signature,
+            workers=workers, retries=retries,
             say=say, limits=limits, bounds=bounds, started=started, deadline=deadline,
         )
 
@@ -571,6 +573,21 @@ def _verify_bundle(
     return verified
 
 
+def _pick_referrer(
+    candidates: list[bytes], trusted_keys: Mapping[str, bytes], trusted_cas: Mapping[str, bytes] | None,
+    digest: str, uri: str,
+) -> tuple[bytes, str]:
+    """The first referrer bundle that a trusted key signed for `digest`; else the first one (its refusal is
+    the reason reported)."""
+    for bundle in candidates:
+        try:
+            _verify_bundle(bundle, trusted_keys, trusted_cas, "", digest)
+        except LoadError:
+            continue
+        return bundle, f"referrer of {stores.redact(uri)}"
+    return candidates[0], f"referrer of {stores.redact(uri)} (none of {len(candidates)} verifies)"
+
+
 def _load_oci(
     *,
     uri: str,
@@ -580,6 +597,7 @@ def _load_oci(
     trusted_cas: Mapping[str, bytes] | None,
     signature_uri: str | None,
     signature_bytes: bytes | None,
+    default_signature: bool,
     workers: int,
     retries: int,
     say: Log,
@@ -588,7 +606,11 @@ def _load_oci(
     started: float,
     deadline: float,
 ) -> LoadResult:
-    """An oci:// artifact (see :mod:`modelhub.loader.oci`): manifest by digest, bundle, every layer, verify."""
+    """An oci:// artifact (see :mod:`modelhub.loader.oci`): manifest by digest, bundle, every layer, verify.
+
+    The default bundle is ``model.sig`` of the model directory: its own layer, else a signature bundle attached
+    to the manifest as an OCI referrer (artifact type ``application/vnd.dev.sigstore.bundle.v0.3+json``; the
+    first one a trusted key signed for the pinned digest), else the file in an archive layer."""
     from modelhub.loader import oci as pull
 
     model_dir = dest_dir / MODEL_DIR_NAME
@@ -603,6 +625,13 @@ def _load_oci(
             sig_uri = signature_uri
             if own is not None:
                 signature_bytes = _retrying(lambda: source.file_layer_bytes(own.path, limits.max_bundle_bytes), retries)
+                if signature_bytes is None and default_signature:
+                    candidates = _retrying(
+                        lambda: source.registry.referrer_bundles(source.manifest.digest, limits.max_bundle_bytes),
+                        retries,
+                    )
+                    if candidates:
+                        signature_bytes, where = _pick_referrer(candidates, trusted_keys, trusted_cas, digest, uri)
                 if signature_bytes is None:
                     in_tree = own.path
             else:
