@@ -338,3 +338,12 @@ def test_the_bundle_read_is_bounded(token_registry: TokenRegistry) -> None:
                              limits=fetch.Limits.within(20, max_bytes=1024), net=fetch.NetworkPolicy.unrestricted(),
                              credentials=creds)
     assert err.value.reason == "DigestMismatch"
+
+
+def test_oci_model_volume_holds_blobs_and_files() -> None:
+    from modelhub.domain.loadlimits import LoaderLimits
+    from modelhub.domain.workloads import model_volume
+
+    limits = LoaderLimits(max_total_bytes=10 * 1024**3)
+    assert model_volume(limits)["emptyDir"]["sizeLimit"] == "10304Mi"  # 10 GiB + 64 MiB headroom
+    assert model_volume(limits, oci=True)["emptyDir"]["sizeLimit"] == "20544Mi"

@@ -8,6 +8,7 @@ dicts, ready for server-side apply. Same input, identical output (no clock, no r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
 from typing import Any
@@ -327,8 +328,11 @@ def _loader(
     return container, volumes
 
 
-def model_volume(limits: LoaderLimits) -> dict[str, Any]:
-    """The ``model`` emptyDir, sized for what the loader may write (:func:`model_volume_size_limit`)."""
+def model_volume(limits: LoaderLimits, *, oci: bool = False) -> dict[str, Any]:
+    """The ``model`` emptyDir, sized for what the loader may write (:func:`model_volume_size_limit`). An oci://
+    loader holds an archive layer's blob and its unpacked files at once: twice the total."""
+    if oci:
+        limits = dataclasses.replace(limits, max_total_bytes=2 * limits.max_total_bytes)
     return {"name": VOLUME_MODEL, "emptyDir": {"sizeLimit": model_volume_size_limit(limits)}}
 
 
@@ -421,7 +425,8 @@ def build_deployment(
     trust = trust_volumes(model)
     loader, extra_volumes = _loader(version, loader_image, limits, trust)
     server = _server(serving, placement)
-    volumes = [model_volume(limits), *trust, *extra_volumes]
+    artifact_uri = (_spec(version).get("artifact") or {}).get("uri")
+    volumes = [model_volume(limits, oci=is_oci(artifact_uri)), *trust, *extra_volumes]
 
     pod_spec: dict[str, Any] = {
         "initContainers": [loader],

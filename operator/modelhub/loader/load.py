@@ -660,7 +660,8 @@ def _load_oci(
         os.chmod(staging, 0o755)
         t0 = time.monotonic()
         try:
-            fetched = source.pull(blobs, tree, workers=workers, stop=threading.Event(), say=say, deadline=deadline)
+            fetched = source.pull(blobs, tree, workers=workers, stop=threading.Event(), say=say, deadline=deadline,
+                                  retries=retries)
             if verified is None:
                 assert in_tree is not None
                 verified = _verify_bundle(

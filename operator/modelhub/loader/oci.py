@@ -227,7 +227,8 @@ class Pull:
         layer = oci.find_file(self.manifest, path)
         return None if layer is None else self.registry.blob_bytes(layer, max_bytes)
 
-    def pull(self, scratch: Path, tree: Path, *, workers: int, stop: threading.Event, say: Log, deadline: float) -> int:
+    def pull(self, scratch: Path, tree: Path, *, workers: int, stop: threading.Event, say: Log, deadline: float,
+             retries: int = 2) -> int:
         """Every layer into `tree` (see the module docstring); returns the bytes downloaded."""
         manifest, limits = self.manifest, self.limits
         model_root = [s for s in self.ref.path.split("/") if s]
@@ -247,10 +248,23 @@ class Pull:
                     raise stores.StoreError("TooLarge", f"{desc.file_path}: {desc.size} bytes, more than the {limits.max_file_bytes} allowed for a file")
 
         def download(i: int) -> int:
+            attempt = 0
+            while True:
+                share = budget.share()  # a retried transfer starts over: it gives back what it took
+                try:
+                    return download_once(i, share)
+                except stores.StoreError as exc:
+                    attempt += 1
+                    if not exc.retryable or attempt > retries or stop.is_set():
+                        raise
+                    share.release()
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+
+        def download_once(i: int, share: fetch.Budget) -> int:
             desc = layers[i]
             target = scratch / f"{i:05d}"
-            lim = self.bounds(desc.size, stop=stop, budget=budget)
-            reg = oci.Registry(self.ref, self.registry.credentials, net=self.registry.net, limits=lambda cap: lim,
+            reg = oci.Registry(self.ref, self.registry.credentials, net=self.registry.net,
+                               limits=lambda cap: self.bounds(cap, stop=stop, budget=share),
                                plain_http=self.registry.plain_http)
             reg._authorization = self.registry._authorization  # the token the manifest fetch earned
             try:
