@@ -17,7 +17,15 @@ import pytest
 
 from modelhub.adapters import fetch, oci
 from tests.support.manifests import Key, Signed, make_model, new_key
-from tests.support.registry import Registry, image_layout, oras, push_layout, push_modelpack, run_registry
+from tests.support.registry import (
+    Registry,
+    TokenServer,
+    image_layout,
+    oras,
+    push_layout,
+    push_modelpack,
+    run_registry,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -311,3 +319,30 @@ def test_bundle_attached_as_a_referrer(registry: Registry, key: Key, keyfile: Pa
     wrong.write_bytes(new_key().public)
     line = failure(load(f"oci://{subject}", signed.digest, tmp_path / "d2", wrong, registry=registry), tmp_path / "d2")
     assert "referrer of" in line and "none of 2 verifies" in line, line
+
+
+def test_token_auth_with_a_dockerconfigjson(key: Key, keyfile: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry with token auth (distribution's `auth.token`, a JWKS-trusted ES256 token server on
+    127.0.0.1): the loader answers the Bearer challenge with the dockerconfigjson's credentials."""
+    (tmp_path / "tok").mkdir()
+    with TokenServer(tmp_path / "tok", "robot", "t0ken-pass") as tokens, \
+            run_registry(tmp_path / "tokreg", token=tokens) as reg:
+        monkeypatch.setenv(oci.PLAIN_HTTP_ENV, reg.host)
+        files = model_files("token")
+        signed = make_model(tmp_path / "src", "token", key, files)
+        digest = push_modelpack(reg, signed.path, "private/tokened:1")
+        uri = f"oci://{reg.host}/private/tokened@{digest}"
+
+        dest = tmp_path / "dest"
+        line = failure(load(uri, signed.digest, dest, keyfile, registry=reg), dest)
+        assert line.startswith("Forbidden: ") and "anonymously" in line, line
+
+        docker = tmp_path / "docker"
+        docker.mkdir()
+        (docker / "config.json").write_bytes(reg.dockerconfig())
+        issued = tokens.issued
+        proc = load(uri, signed.digest, dest, keyfile, registry=reg, docker_config=docker)
+        assert proc.returncode == 0, proc.stderr
+        assert loaded_files(dest) == files
+        assert tokens.issued > issued

@@ -12,12 +12,15 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -67,10 +70,86 @@ class Registry:
         return json.dumps({"auths": {self.host: {"auth": auth}}}).encode()
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A token server as the distribution token-auth spec describes it: GET /token?service=&scope=... with basic
+    auth answers an ES256 JWT granting the requested actions (the registry trusts its key through a JWKS file)."""
+
+    SERVICE = "modelhub-test"
+    ISSUER = "modelhub-test-issuer"
+
+    def __init__(self, workdir: Path, user: str, password: str) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self.key.public_key().public_numbers()
+        self.jwks = workdir / "jwks.json"
+        self.jwks.write_text(json.dumps({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "test-key", "alg": "ES256", "use": "sig",
+            "x": _b64url(numbers.x.to_bytes(32, "big")), "y": _b64url(numbers.y.to_bytes(32, "big"))}]}))
+        self.user, self.password = user, password
+        self.issued = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                expected = "Basic " + base64.b64encode(f"{outer.user}:{outer.password}".encode()).decode()
+                if url.path != "/token" or self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": outer.token(query.get("scope", []))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+
+    def token(self, scopes: list[str]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        claims = {"iss": self.ISSUER, "sub": self.user, "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = ".".join(_b64url(json.dumps(part).encode()) for part in (
+            {"alg": "ES256", "typ": "JWT", "kid": "test-key"}, claims))
+        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        self.issued += 1
+        return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def __enter__(self) -> TokenServer:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @contextmanager
-def run_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None) -> Iterator[Registry]:
+def run_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None,
+                 token: TokenServer | None = None) -> Iterator[Registry]:
     """`registry serve` on a free 127.0.0.1 port with filesystem storage under `workdir` (basic auth from an
-    htpasswd file when `htpasswd` is given); stopped on exit."""
+    htpasswd file when `htpasswd` is given, bearer tokens of `token` when given); stopped on exit."""
     binary = tool("registry", "DISTRIBUTION_VERSION")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -83,6 +162,9 @@ def run_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None) -> I
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
         (workdir / "htpasswd").write_text(f"{user}:{hashed}\n")
         auth = f"auth:\n  htpasswd:\n    realm: modelhub-test\n    path: {workdir / 'htpasswd'}\n"
+    if token is not None:
+        auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.SERVICE}\n"
+                f"    issuer: {token.ISSUER}\n    jwks: {token.jwks}\n")
     config = workdir / "config.yml"
     config.write_text(
         "version: 0.1\n"
@@ -109,7 +191,8 @@ def run_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None) -> I
                 if time.monotonic() > deadline:
                     raise RuntimeError("registry did not come up in 60 s") from None
                 time.sleep(0.2)
-        yield Registry(f"127.0.0.1:{port}", storage, *(htpasswd or (None, None)))
+        creds = htpasswd or ((token.user, token.password) if token is not None else (None, None))
+        yield Registry(f"127.0.0.1:{port}", storage, *creds)
     finally:
         proc.terminate()
         try:

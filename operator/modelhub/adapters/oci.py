@@ -437,10 +437,12 @@ class Registry:
                 if exc.challenge and attempt == 0 and self._authorize(exc.challenge):
                     continue
                 if exc.reason == "Forbidden":
-                    who = "anonymously" if self.credentials is None else f"as {self.credentials.username or 'token'}"
-                    raise StoreError("Forbidden", f"{self.ref.uri()}: the registry refused the pull {who} ({exc.message})") from None
+                    raise StoreError("Forbidden", f"{self.ref.uri()}: the registry refused the pull {self._who()} ({exc.message})") from None
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _who(self) -> str:
+        return "anonymously" if self.credentials is None else f"as {self.credentials.username or 'a token'}"
 
     def _authorize(self, challenge: str) -> bool:
         """Answer a 401 challenge: basic credentials, or a bearer token from the realm. False: nothing to try."""
@@ -470,10 +472,17 @@ class Registry:
             headers["Authorization"] = basic
         buf = bytearray()
         same_host = (parts.hostname or "").lower() == self.ref.api_host.split(":")[0].lower().strip("[]")
-        fetch.get_url(
-            url, buf.extend, limits=self.limits(MAX_TOKEN_RESPONSE_BYTES), net=self.net, headers=headers,
-            plain_http=self.plain_http and same_host, what="allowed for a token response",
-        )
+        try:
+            fetch.get_url(
+                url, buf.extend, limits=self.limits(MAX_TOKEN_RESPONSE_BYTES), net=self.net, headers=headers,
+                plain_http=self.plain_http and same_host, what="allowed for a token response",
+            )
+        except StoreError as exc:
+            if exc.reason != "Forbidden":
+                raise
+            raise StoreError(
+                "Forbidden", f"{self.ref.uri()}: the registry's token service refused the pull {self._who()} ({exc.message})"
+            ) from None
         try:
             doc = json.loads(bytes(buf))
         except ValueError:
