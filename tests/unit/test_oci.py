@@ -347,3 +347,124 @@ def test_oci_model_volume_holds_blobs_and_files() -> None:
     limits = LoaderLimits(max_total_bytes=10 * 1024**3)
     assert model_volume(limits)["emptyDir"]["sizeLimit"] == "10304Mi"  # 10 GiB + 64 MiB headroom
     assert model_volume(limits, oci=True)["emptyDir"]["sizeLimit"] == "20544Mi"
+
+
+# ------------------------------------------------------------------ the loader against a hostile registry
+
+
+class HostileRegistry:
+    """Serves one signed ModelPack artifact; `blob_override` replaces what one blob path sends, `stall` makes
+    blob responses trickle one byte per `stall` seconds."""
+
+    def __init__(self, files: dict[str, bytes], bundle: bytes) -> None:
+        self.blobs: dict[str, bytes] = {}
+        layers = []
+        for name, data in {**files, "model.sig": bundle}.items():
+            d = "sha256:" + hashlib.sha256(data).hexdigest()
+            self.blobs[d] = data
+            layers.append({"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": d, "size": len(data),
+                           "annotations": {oci.ANN_FILEPATH: name}})
+        self.manifest = manifest(layers, artifactType=oci.MODELPACK_ARTIFACT_TYPE)
+        self.digest = "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+        self.override: dict[str, bytes] = {}
+        self.stall: float | None = None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                if "/manifests/" in self.path:
+                    body = outer.manifest
+                elif "/blobs/" in self.path:
+                    d = self.path.rsplit("/", 1)[1]
+                    body = outer.override.get(d, outer.blobs.get(d, b""))
+                else:
+                    body = b""
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    if outer.stall is not None and "/blobs/" in self.path and len(body) > 1000:
+                        for b in body:
+                            self.wfile.write(bytes([b]))
+                            self.wfile.flush()
+                            time.sleep(outer.stall)
+                    else:
+                        self.wfile.write(body)
+                except OSError:
+                    pass  # the loader hung up (what the test wants)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HostileRegistry, str, bytes]]:
+    from modelhub.domain.signing import compute_manifest, generate_private_key, sign_model_dir, subject_digest
+
+    priv, pub = generate_private_key("p256")
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {"weights.bin": b"w" * 50_000, "config.json": b"{}"}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    reg = HostileRegistry(files, sign_model_dir(src, priv))
+    threading.Thread(target=reg.server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(oci.PLAIN_HTTP_ENV, reg.host)
+    try:
+        yield reg, subject_digest(compute_manifest(src)), pub
+    finally:
+        reg.server.shutdown()
+        reg.server.server_close()
+
+
+def oci_load(reg: HostileRegistry, digest: str, pub: bytes, dest: Path, **limits: Any) -> Any:
+    from modelhub.domain.loadlimits import LoaderLimits
+    from modelhub.loader.load import load_model
+
+    return load_model(uri=f"oci://{reg.host}/models/m@{reg.digest}", digest=digest, dest=dest,
+                      trusted_keys={"k.pub": pub}, log=None, retries=0,
+                      limits=LoaderLimits(**{"min_rate": 0, **limits}))
+
+
+def test_loader_pulls_from_a_plain_http_registry(hostile: tuple[HostileRegistry, str, bytes], tmp_path: Path) -> None:
+    reg, digest, pub = hostile
+    result = oci_load(reg, digest, pub, tmp_path / "dest")
+    assert result.files == 2 and (tmp_path / "dest" / "model" / "weights.bin").read_bytes() == b"w" * 50_000
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [
+    (lambda data: data[:-1] + b"X", "DigestMismatch"),  # same size, other bytes
+    (lambda data: data + b"more", "SizeMismatch"),  # more than the descriptor says
+])
+def test_loader_refuses_a_blob_that_is_not_its_digest(
+    hostile: tuple[HostileRegistry, str, bytes], tmp_path: Path, tamper: Any, reason: str
+) -> None:
+    from modelhub.loader.load import LoadError
+
+    reg, digest, pub = hostile
+    weights = next(d for d, data in reg.blobs.items() if data.startswith(b"w"))
+    reg.override[weights] = tamper(reg.blobs[weights])
+    with pytest.raises(LoadError) as err:
+        oci_load(reg, digest, pub, tmp_path / "dest")
+    assert err.value.reason == reason, err.value
+    assert not (tmp_path / "dest" / "model").exists()
+    assert [p.name for p in (tmp_path / "dest").iterdir() if p.name.startswith(".staging")] == []
+
+
+def test_loader_deadline_and_file_limit(hostile: tuple[HostileRegistry, str, bytes], tmp_path: Path) -> None:
+    from modelhub.loader.load import LoadError
+
+    reg, digest, pub = hostile
+    with pytest.raises(LoadError) as err:
+        oci_load(reg, digest, pub, tmp_path / "d1", max_file_bytes=10_000)
+    assert err.value.reason == "TooLarge" and "weights.bin" in err.value.message
+    reg.stall = 0.05
+    t0 = time.monotonic()
+    with pytest.raises(LoadError) as err:
+        oci_load(reg, digest, pub, tmp_path / "d2", deadline_seconds=2)
+    assert err.value.reason == "Timeout", err.value
+    assert time.monotonic() - t0 < 20

@@ -42,6 +42,7 @@ Log = Callable[[str], None]
 BLOBS_PREFIX = ".staging-blobs-"
 TREE_PREFIX = ".staging-tree-"
 _CHUNK = 1024 * 1024
+_PROGRESS_EVERY = 5.0
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -285,17 +286,20 @@ class Pull:
                 raise
 
         say(f"pulling {len(layers)} layers of {self.ref.uri()} ({'image' if manifest.is_image else 'artifact'})")
-        total = 0
+        total = done = 0
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(layers) or 1)), thread_name_prefix="pull") as pool:
             pending: set[Future[int]] = {pool.submit(download, i) for i in range(len(layers))}
             try:
                 while pending:
-                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    finished, pending = wait(pending, timeout=_PROGRESS_EVERY, return_when=FIRST_EXCEPTION)
                     for fut in finished:
                         failure = fut.exception()
                         if failure is not None:
                             raise failure
                         total += fut.result()
+                        done += 1
+                    if pending and not finished:
+                        say(f"... {done}/{len(layers)} layers, {budget.used} bytes")
             except BaseException:
                 stop.set()
                 for fut in pending:
