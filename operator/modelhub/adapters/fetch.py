@@ -749,7 +749,7 @@ def _pump_local(
 def _pump(
     uri: str, sink: Callable[[bytes], None], *, limits: Limits, net: NetworkPolicy, local: LocalPolicy,
     credentials: S3Credentials | None, s3_ambient: bool, what: str, expected: int | None,
-    follow_symlinks: bool, headers: Mapping[str, str] | None = None,
+    follow_symlinks: bool,
 ) -> int:
     loc = parse(uri) if net.allow_http else _parse_no_http(uri)
     _check_time(limits, uri)
@@ -762,7 +762,7 @@ def _pump(
         ca = os.environ.get("AWS_CA_BUNDLE") or None
         with _http_open(url, loc.uri, limits, net, plain_http_ok=True, ca_file=ca) as (resp, sock):
             return _pump_http(resp, sock, sink, limits, loc.uri, what, expected)
-    with _http_open(loc.url, uri, limits, net, headers=headers) as (resp, sock):
+    with _http_open(loc.url, uri, limits, net) as (resp, sock):
         return _pump_http(resp, sock, sink, limits, uri, what, expected)
 
 
@@ -782,16 +782,14 @@ def read_bytes(
     credentials: S3Credentials | None = None,
     s3_ambient: bool = True,
     what: str = "allowed",
-    headers: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The whole content of a small object; never buffers more than ``limits.max_bytes`` (+ one read).
-    `headers` (http(s) only) are sent with the request (see :func:`_http_open`)."""
+    """The whole content of a small object; never buffers more than ``limits.max_bytes`` (+ one read)."""
     if limits.max_bytes is None:
         raise ValueError("read_bytes needs a byte cap")
     buf = bytearray()
     _pump(
         uri, buf.extend, limits=limits, net=net, local=local, credentials=credentials, s3_ambient=s3_ambient,
-        what=what, expected=None, follow_symlinks=True, headers=headers,
+        what=what, expected=None, follow_symlinks=True,
     )
     return bytes(buf)
 
@@ -808,11 +806,9 @@ def stream_to(
     expected_size: int | None = None,
     follow_symlinks: bool = False,
     what: str = "allowed",
-    headers: Mapping[str, str] | None = None,
 ) -> int:
     """Stream one object into `out`; returns the bytes written. With `expected_size`, any other size is a
-    SizeMismatch (announced sizes are checked before the first byte is written). `headers` as for
-    :func:`read_bytes`."""
+    SizeMismatch (announced sizes are checked before the first byte is written)."""
 
     def sink(chunk: bytes) -> None:
         try:
@@ -826,7 +822,7 @@ def stream_to(
         what = "the signed manifest says" if cap == expected_size else what
     written = _pump(
         uri, sink, limits=limits, net=net, local=local, credentials=credentials, s3_ambient=s3_ambient,
-        what=what, expected=expected_size, follow_symlinks=follow_symlinks, headers=headers,
+        what=what, expected=expected_size, follow_symlinks=follow_symlinks,
     )
     if expected_size is not None and written != expected_size:
         raise StoreError("SizeMismatch", f"{redact(uri)} is {written} bytes, the signed manifest says {expected_size}")
