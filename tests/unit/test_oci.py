@@ -468,3 +468,18 @@ def test_loader_deadline_and_file_limit(hostile: tuple[HostileRegistry, str, byt
         oci_load(reg, digest, pub, tmp_path / "d2", deadline_seconds=2)
     assert err.value.reason == "Timeout", err.value
     assert time.monotonic() - t0 < 20
+
+
+def test_the_loader_pulls_the_resolved_digest() -> None:
+    from modelhub.domain.workloads import WorkloadError
+
+    version = version_manifest(uri="oci://registry.example.com/models/sentiment:1.0")
+    with pytest.raises(WorkloadError, match="not resolved to a digest"):
+        build_deployment(model_manifest(), version, replicas=1, role="stable", loader_image=LOADER,
+                         cpu_node_selector=CPU_SELECTOR)
+    pinned = f"oci://registry.example.com/models/sentiment@{D}"
+    version["status"] = {"resolvedUri": pinned}
+    dep = build_deployment(model_manifest(), version, replicas=1, role="stable", loader_image=LOADER,
+                           cpu_node_selector=CPU_SELECTOR)
+    command = dep["spec"]["template"]["spec"]["initContainers"][0]["command"]
+    assert command[command.index("--uri") + 1] == pinned

@@ -230,6 +230,20 @@ def is_oci(uri: str | None) -> bool:
     return isinstance(uri, str) and uri[:6].lower() == "oci://"
 
 
+def loader_uri(version: dict[str, Any]) -> str:
+    """The URI the loader pulls: ``status.resolvedUri`` (an oci:// tag pinned by digest) when set, else
+    ``spec.artifact.uri``; an oci:// URI must be pinned by digest (WorkloadError until its tag is resolved)."""
+    spec_uri = _required((_spec(version).get("artifact") or {}).get("uri"), "spec.artifact.uri")
+    if not is_oci(spec_uri):
+        return str(spec_uri)
+    uri = (version.get("status") or {}).get("resolvedUri") or spec_uri
+    if "@sha256:" not in str(uri):
+        raise WorkloadError(
+            f"spec.artifact.uri {spec_uri} names a tag that is not resolved to a digest yet (status.resolvedUri)"
+        )
+    return str(uri)
+
+
 def registry_auth_volume(artifact: dict[str, Any]) -> dict[str, Any] | None:
     """For an oci:// artifact with ``spec.artifact.credentialsSecretRef``: the volume of that
     kubernetes.io/dockerconfigjson Secret, its ``.dockerconfigjson`` key as ``config.json`` (None otherwise)."""
@@ -267,7 +281,7 @@ def _loader(
     """The loader init container and the volumes it needs besides ``model`` and the trust volumes (`trust`, as
     :func:`trust_volumes` gives them; default: ``keys`` only)."""
     artifact = _spec(version).get("artifact") or {}
-    uri = _required(artifact.get("uri"), "spec.artifact.uri")
+    uri = loader_uri(version)
     digest = _required(artifact.get("digest"), "spec.artifact.digest")
     command = [
         "modelhub", "load",
@@ -601,6 +615,7 @@ __all__ = [
     "build_deployment",
     "build_service",
     "credentials_env",
+    "loader_uri",
     "registry_auth_volume",
     "model_volume",
     "deployment_labels",
