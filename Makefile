@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 dev: $(VENV)/.installed ## virtualenv with the operator and the test tools
 
 tools: ## build the pinned control-plane binaries into $(MODELHUB_CACHE)/bin (once per version)
-	hack/build-tools.sh etcd kube kwok helm
+	hack/build-tools.sh etcd kube kwok helm registry oras
 
 prometheus: ## Debian's prometheus package: promtool and a server for the alert, dashboard and scrape tests
 	hack/install-prometheus.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane tools from the Go module proxy into a cache outside the repo.
 # Each tool lands in $MODELHUB_CACHE/bin/<tool>-<version>; an existing binary is never rebuilt.
-# Usage: hack/build-tools.sh [tool ...]   (default: etcd kube kwok helm)
+# Usage: hack/build-tools.sh [tool ...]   (default: etcd kube kwok helm registry oras)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -104,8 +104,11 @@ build_kwok() {
 }
 build_helm() { build_gotool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; }
 build_kind() { build_gotool kind "$KIND_VERSION" sigs.k8s.io/kind; }
+# The CNCF registry and the oras client, for the oci:// store tests (a real registry on 127.0.0.1).
+build_registry() { build_gotool registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry; }
+build_oras() { build_gotool oras "$ORAS_VERSION" oras.land/oras/cmd/oras; }
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(etcd kube kwok helm)
+[ ${#targets[@]} -eq 0 ] && targets=(etcd kube kwok helm registry oras)
 for t in "${targets[@]}"; do "build_$t"; done
 log "tools ready in $bin"

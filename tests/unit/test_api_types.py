@@ -265,7 +265,8 @@ def test_valid_artifact_uris(uri):
         "s3://b/x",
         "https://",
         "https:///path",
-        "oci://registry/model:1",
+        "oci://registry",  # oci:// needs a repository (a valid one is accepted: tests/unit/test_oci.py)
+        "oci://registry/Model:1",
         "/models/demo",
         "pvc://claim/a/../b",
         "file:///models/..",

@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -453,10 +453,15 @@ def _http_status_error(uri: str, status: int, reason: str) -> StoreError:
 @contextlib.contextmanager
 def _http_open(
     url: str, shown_uri: str, limits: Limits, net: NetworkPolicy, *, plain_http_ok: bool = False,
-    ca_file: str | None = None,
+    ca_file: str | None = None, headers: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket | None]]:
-    """GET `url` (following allowed redirects); yields the response with its status checked (2xx)."""
+    """GET `url` (following allowed redirects); yields the response with its status checked (2xx).
+
+    `headers` are sent besides the fixed ones; an ``Authorization`` header goes only to the first URL's
+    scheme, host and port (a registry redirecting a blob to a storage host must not receive the token). A 401
+    carries the server's ``WWW-Authenticate`` value as :attr:`StoreError.challenge`."""
     current = url
+    origin = _origin(url)
     for hop in range(net.max_redirects + 1):
         parts = urllib.parse.urlsplit(current)
         scheme = parts.scheme.lower()
@@ -494,10 +499,12 @@ def _http_open(
                     sock = conn.sock
                     assert sock is not None
                     sock.settimeout(limits.timeout(limits.read_timeout))
-                    conn.request(
-                        "GET", target,
-                        headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", "Connection": "close"},
-                    )
+                    sent = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", "Connection": "close"}
+                    for name, value in (headers or {}).items():
+                        if name.lower() == "authorization" and _origin(current) != origin:
+                            continue  # credentials never follow a redirect to another origin
+                        sent[name] = value
+                    conn.request("GET", target, headers=sent)
                     resp = conn.getresponse()
                 except ssl.SSLCertVerificationError as exc:
                     raise StoreError(
@@ -531,8 +538,12 @@ def _http_open(
                 conn.close()
                 continue
             if not 200 <= status < 300:
+                challenge = resp.getheader("WWW-Authenticate") if status == 401 else None
                 resp.close()
-                raise _http_status_error(shown_uri, status, resp.reason)
+                error = _http_status_error(shown_uri, status, resp.reason)
+                if challenge:
+                    error.challenge = challenge[:4096]
+                raise error
             try:
                 yield resp, sock
             finally:
@@ -541,6 +552,16 @@ def _http_open(
         finally:
             conn.close()
     raise StoreError("Refused", f"{redact(shown_uri)}: too many redirects")  # pragma: no cover
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
 
 
 def _late(limits: Limits, uri: str) -> StoreError:
@@ -734,6 +755,8 @@ def _pump(
     _check_time(limits, uri)
     if loc.is_local:
         return _pump_local(loc, local, sink, limits, what, expected, follow_symlinks)
+    if loc.scheme == "oci":
+        raise StoreError("Unsupported", f"{redact(uri)}: oci:// files are read with read_oci_bytes (or the loader)")
     if loc.scheme == "s3":
         url = _s3_presign(loc, credentials, s3_ambient)
         ca = os.environ.get("AWS_CA_BUNDLE") or None
@@ -804,3 +827,48 @@ def stream_to(
     if expected_size is not None and written != expected_size:
         raise StoreError("SizeMismatch", f"{redact(uri)} is {written} bytes, the signed manifest says {expected_size}")
     return written
+
+
+def get_url(
+    url: str,
+    sink: Callable[[bytes], None],
+    *,
+    limits: Limits,
+    net: NetworkPolicy,
+    headers: Mapping[str, str] | None = None,
+    plain_http: bool = False,
+    expected_size: int | None = None,
+    what: str = "allowed",
+) -> int:
+    """GET one http(s) URL (a registry API endpoint, not a store URI) into `sink`, with the same bounds and
+    address checks as every other transfer; returns the bytes received. `plain_http` allows an http:// URL
+    for this request (not for its redirects, unless `net` allows http). With `expected_size`, any other size
+    is a SizeMismatch."""
+    if expected_size is not None:
+        cap = expected_size if limits.max_bytes is None else min(limits.max_bytes, expected_size)
+        limits = dataclasses.replace(limits, max_bytes=cap)
+    _check_time(limits, url)
+    with _http_open(url, url, limits, net, plain_http_ok=plain_http, headers=headers) as (resp, sock):
+        got = _pump_http(resp, sock, sink, limits, url, what, expected_size)
+    if expected_size is not None and got != expected_size:
+        raise StoreError("SizeMismatch", f"{redact(url)} is {got} bytes, the manifest says {expected_size}")
+    return got
+
+
+def read_oci_bytes(
+    uri: str,
+    *,
+    limits: Limits,
+    net: NetworkPolicy,
+    credentials: Any | None = None,
+    what: str = "allowed",
+) -> bytes:
+    """The file an ``oci://registry/repo@sha256:<manifest digest>#<path>`` URI names (e.g. a signature bundle
+    ``#model.sig``), read from the artifact's layers: a single-file layer at that path, or an archive layer no
+    larger than ``limits.max_bytes`` holding it. Every blob's digest is checked; never more than
+    ``limits.max_bytes`` is buffered. `credentials` is a :class:`modelhub.adapters.oci.RegistryCredentials`
+    (from :func:`modelhub.adapters.oci.credentials_from_dockerconfig`), or None for anonymous pulls. The
+    operator's bundle fetch for oci:// bundles."""
+    from modelhub.adapters import oci  # (oci builds on this module)
+
+    return oci.read_file(uri, limits=limits, net=net, credentials=credentials, what=what)

@@ -14,6 +14,11 @@ An artifact URI names a directory (or an object prefix); the files of a model ar
     usual ``https_proxy``/``no_proxy`` variables. Plain ``http://`` is refused unless ``MODELHUB_ALLOW_HTTP=1``
     (meant for tests and air-gapped labs only; a redirect to http is refused the same way). Up to 5
     redirects are followed here (the loader's view; the operator's bundle fetches follow none).
+``oci://registry/repository@sha256:<manifest digest>#<path>``
+    An OCI artifact (ModelPack or any oras artifact) or a plain image in a registry; the files are its layers
+    (see :mod:`modelhub.adapters.oci`), ``#<path>`` a directory (or file) of its file tree. Pulled by digest
+    (a tag is resolved by :func:`modelhub.adapters.oci.resolve`); the loader reads it as a whole
+    (:mod:`modelhub.loader.oci`), not file by file.
 ``s3://bucket/prefix``
     S3 or any S3-compatible server: boto3 presigns a GET with the standard AWS variables (credentials
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, web identity, profiles;
@@ -82,6 +87,7 @@ class StoreError(Exception):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+        self.challenge: str | None = None  # an HTTP 401's WWW-Authenticate value (registry auth), else None
 
     @property
     def retryable(self) -> bool:
@@ -92,11 +98,12 @@ class StoreError(Exception):
 class Location:
     """A parsed artifact URI."""
 
-    scheme: str  # file | pvc | https | http | s3
+    scheme: str  # file | pvc | https | http | s3 | oci
     uri: str  # as given
-    path: str = ""  # file/pvc: absolute local path; http(s): URL path; s3: object key (may be empty)
-    host: str = ""  # http(s): netloc; s3: bucket; pvc: claim
-    query: str = ""  # http(s) only
+    path: str = ""  # file/pvc: absolute local path; http(s): URL path; s3: object key; oci: repository
+    host: str = ""  # http(s): netloc; s3: bucket; pvc: claim; oci: registry host[:port]
+    query: str = ""  # http(s) only; oci: the reference (sha256 digest or tag)
+    fragment: str = ""  # oci only: the path inside the artifact's file tree
 
     @property
     def is_local(self) -> bool:
@@ -195,8 +202,14 @@ def parse(uri: str) -> Location:
         _check_segments(key, uri, what="key")
         return Location("s3", uri, path=key, host=bucket)
 
+    if scheme == "oci":
+        from modelhub.adapters import oci
+
+        ref = oci.parse_reference(uri)
+        return Location("oci", uri, path=ref.repository, host=ref.registry, query=ref.reference, fragment=ref.path)
+
     raise StoreError(
-        "Unsupported", f"unsupported URI scheme {scheme!r} (file, pvc, https, s3): {redact(uri)}"
+        "Unsupported", f"unsupported URI scheme {scheme!r} (file, pvc, https, s3, oci): {redact(uri)}"
     )
 
 
@@ -218,6 +231,10 @@ def join(uri: str, relative_name: str) -> str:
     """The URI of `relative_name` (a slash-separated relative path) inside the artifact directory `uri`."""
     loc = parse(uri)
     segments = check_relative_name(relative_name)
+    if loc.scheme == "oci":  # a path of the artifact's file tree, after '#'
+        from modelhub.adapters import oci
+
+        return oci.parse_reference(uri).join(relative_name)
     if loc.scheme in ("file", "pvc"):
         scheme_sep = uri.partition("://")
         base = scheme_sep[0] + "://" + scheme_sep[2].rstrip("/")
@@ -278,6 +295,14 @@ def fetch_bytes(
         except ValueError:
             bundle_settings = BundleSettings()
         limits = dataclasses.replace(bundle_settings.limits(), read_timeout=timeout)
+    if uri[:6].lower() == "oci://":  # the loader's view: credentials from $DOCKER_CONFIG
+        from modelhub.adapters import oci
+
+        return fetch.read_oci_bytes(
+            uri, limits=_limits(timeout, max_bytes, limits),
+            net=fetch.NetworkPolicy.unrestricted(allow_http=_allow_http()),
+            credentials=oci.credentials_from_env(oci.parse_reference(uri).registry),
+        )
     return fetch.read_bytes(
         uri,
         limits=_limits(timeout, max_bytes, limits),

@@ -40,6 +40,15 @@ SIGNATURE_FILE = "model.sig"
 SANS_MAX = 32
 CHAIN_MAX = 8
 
+#: An OCI artifact or image: oci://<registry host[:port]>/<repository>[:<tag>][@sha256:<manifest digest>][#<path>]
+#: (a tag is resolved by the operator and the version recorded by digest; see modelhub.adapters.oci).
+OCI_URI_PATTERN = (
+    r"oci://[A-Za-z0-9\[][^\s/@#]*/[a-z0-9][^\s@#:]*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?"
+    r"(?:@sha256:[0-9a-f]{64})?(?:#\S*)?"
+)
+#: Where an artifact or a bundle can be: the stores of ARTIFACT_URI_PATTERN, or an OCI registry.
+STORE_URI_PATTERN = ARTIFACT_URI_PATTERN[:-2] + "|" + OCI_URI_PATTERN + ")$"
+
 _DOTDOT_RE = re.compile(DOTDOT_SEGMENT_PATTERN)
 _NO_DOTDOT = cel(
     "!self.matches('(^|/)[.][.](/|$)')",
@@ -98,8 +107,9 @@ class SignatureSource(SpecModel):
     uri: str | None = Field(
         default=None,
         max_length=URI_MAX,
-        pattern=ARTIFACT_URI_PATTERN,
-        description="The bundle is fetched from this URI (file:///, pvc://<claim>/, https:// or s3://).",
+        pattern=STORE_URI_PATTERN,
+        description="The bundle is fetched from this URI (file:///, pvc://<claim>/, https://, s3://, or "
+        "oci://<registry>/<repo>@sha256:<manifest digest>#<path of the bundle file in that artifact>).",
         json_schema_extra={"x-kubernetes-validations": [_NO_DOTDOT]},
     )
 
@@ -126,10 +136,13 @@ class Artifact(SpecModel):
 
     uri: str = Field(
         max_length=URI_MAX,
-        pattern=ARTIFACT_URI_PATTERN,
+        pattern=STORE_URI_PATTERN,
         description="Where the model files are: file:///<path> (on the node), pvc://<claim>/<path> (a "
-        "PersistentVolumeClaim in the same namespace), https://<host>/<path>, or s3://<bucket>/<key>. A "
-        "directory or a single file; '..' segments are refused.",
+        "PersistentVolumeClaim in the same namespace), https://<host>/<path>, s3://<bucket>/<key>, or "
+        "oci://<registry>/<repository>@sha256:<manifest digest>[#<dir>] (an OCI artifact, e.g. CNCF ModelPack, "
+        "whose layers are the files, or a plain image whose filesystem holds the model directory <dir>; a "
+        ":<tag> instead of the digest is resolved and recorded by digest). A directory or a single file; '..' "
+        "segments are refused.",
         json_schema_extra={"x-kubernetes-validations": [_NO_DOTDOT]},
     )
     digest: str = Field(
@@ -160,8 +173,9 @@ class Artifact(SpecModel):
         default=None,
         description="A Secret in this namespace with S3 credentials (keys AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL) for s3:// artifacts "
-        "and bundles; used by the operator to fetch the bundle and by the loader. The operator never uses its "
-        "own cloud identity for a tenant's s3:// location.",
+        "and bundles, or for oci:// a kubernetes.io/dockerconfigjson Secret (an imagePullSecret: key "
+        ".dockerconfigjson) with the registry's credentials; used by the operator to fetch the bundle and by "
+        "the loader. The operator never uses its own cloud identity for a tenant's s3:// location.",
     )
 
     @field_validator("uri")
@@ -362,6 +376,12 @@ class ModelVersionStatus(StatusModel):
         default=None, ge=0, description="The metadata.generation this status was computed from."
     )
     verified: Verified | None = Field(default=None, description="Result of the signature verification.")
+    resolved_uri: str | None = Field(
+        default=None,
+        max_length=URI_MAX,
+        description="spec.artifact.uri pinned by digest, as it was resolved once (an oci:// tag: the digest of the "
+        "manifest it named then); what the loader pulls. A tag moved later changes nothing for this version.",
+    )
     approval: Approval | None = Field(default=None, description="Who approved this version, and when.")
     workload: Workload | None = Field(default=None, description="The Deployment serving this version.")
     revocation: RevocationRef | None = Field(default=None, description="Set when a Revocation covers this version.")

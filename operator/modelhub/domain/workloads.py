@@ -8,6 +8,7 @@ dicts, ready for server-side apply. Same input, identical output (no clock, no r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
 from typing import Any
@@ -55,6 +56,12 @@ VOLUME_MODEL = "model"
 VOLUME_KEYS = "keys"
 VOLUME_CAS = "cas"
 VOLUME_SIGNATURE = "signature"
+VOLUME_REGISTRY = "registry-auth"
+#: Where an oci:// artifact's dockerconfigjson Secret is mounted (as config.json: the loader reads
+#: $DOCKER_CONFIG/config.json, as docker, oras and crane do).
+REGISTRY_AUTH_DIR = "/var/run/modelhub/registry"
+DOCKER_CONFIG_ENV = "DOCKER_CONFIG"
+DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 SERVICE_PORT = 80
 
 LABEL_VALUE_MAX = 63
@@ -219,11 +226,45 @@ CREDENTIAL_KEYS = (
 )
 
 
+def is_oci(uri: str | None) -> bool:
+    return isinstance(uri, str) and uri[:6].lower() == "oci://"
+
+
+def loader_uri(version: dict[str, Any]) -> str:
+    """The URI the loader pulls: ``status.resolvedUri`` (an oci:// tag pinned by digest) when set, else
+    ``spec.artifact.uri``; an oci:// URI must be pinned by digest (WorkloadError until its tag is resolved)."""
+    spec_uri = _required((_spec(version).get("artifact") or {}).get("uri"), "spec.artifact.uri")
+    if not is_oci(spec_uri):
+        return str(spec_uri)
+    uri = (version.get("status") or {}).get("resolvedUri") or spec_uri
+    if "@sha256:" not in str(uri):
+        raise WorkloadError(
+            f"spec.artifact.uri {spec_uri} names a tag that is not resolved to a digest yet (status.resolvedUri)"
+        )
+    return str(uri)
+
+
+def registry_auth_volume(artifact: dict[str, Any]) -> dict[str, Any] | None:
+    """For an oci:// artifact with ``spec.artifact.credentialsSecretRef``: the volume of that
+    kubernetes.io/dockerconfigjson Secret, its ``.dockerconfigjson`` key as ``config.json`` (None otherwise)."""
+    ref = artifact.get("credentialsSecretRef") or {}
+    if not ref or not is_oci(artifact.get("uri")):
+        return None
+    name = _required(ref.get("name"), "spec.artifact.credentialsSecretRef.name")
+    return {
+        "name": VOLUME_REGISTRY,
+        "secret": {"secretName": name, "items": [{"key": DOCKERCONFIGJSON_KEY, "path": "config.json"}]},
+    }
+
+
 def credentials_env(artifact: dict[str, Any]) -> list[dict[str, Any]]:
-    """The loader's env entries for ``spec.artifact.credentialsSecretRef`` (none without one)."""
+    """The loader's env entries for ``spec.artifact.credentialsSecretRef`` (none without one). For an oci://
+    artifact: ``DOCKER_CONFIG`` pointing at the mounted Secret (:func:`registry_auth_volume`)."""
     ref = artifact.get("credentialsSecretRef") or {}
     if not ref:
         return []
+    if is_oci(artifact.get("uri")):
+        return [{"name": DOCKER_CONFIG_ENV, "value": REGISTRY_AUTH_DIR}]
     name = _required(ref.get("name"), "spec.artifact.credentialsSecretRef.name")
     out: list[dict[str, Any]] = []
     for key, optional in CREDENTIAL_KEYS:
@@ -240,7 +281,7 @@ def _loader(
     """The loader init container and the volumes it needs besides ``model`` and the trust volumes (`trust`, as
     :func:`trust_volumes` gives them; default: ``keys`` only)."""
     artifact = _spec(version).get("artifact") or {}
-    uri = _required(artifact.get("uri"), "spec.artifact.uri")
+    uri = loader_uri(version)
     digest = _required(artifact.get("digest"), "spec.artifact.digest")
     command = [
         "modelhub", "load",
@@ -275,6 +316,11 @@ def _loader(
         command += ["--signature-uri", signature["uri"]]
         claims.add(_pvc_claim(signature["uri"]))
 
+    registry = registry_auth_volume(artifact)
+    if registry is not None:
+        volumes.append(registry)
+        mounts.append({"name": VOLUME_REGISTRY, "mountPath": REGISTRY_AUTH_DIR, "readOnly": True})
+
     for i, claim in enumerate(sorted(c for c in claims if c)):
         vol = f"pvc-{i}"
         volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
@@ -296,8 +342,11 @@ def _loader(
     return container, volumes
 
 
-def model_volume(limits: LoaderLimits) -> dict[str, Any]:
-    """The ``model`` emptyDir, sized for what the loader may write (:func:`model_volume_size_limit`)."""
+def model_volume(limits: LoaderLimits, *, oci: bool = False) -> dict[str, Any]:
+    """The ``model`` emptyDir, sized for what the loader may write (:func:`model_volume_size_limit`). An oci://
+    loader holds an archive layer's blob and its unpacked files at once: twice the total."""
+    if oci:
+        limits = dataclasses.replace(limits, max_total_bytes=2 * limits.max_total_bytes)
     return {"name": VOLUME_MODEL, "emptyDir": {"sizeLimit": model_volume_size_limit(limits)}}
 
 
@@ -390,7 +439,8 @@ def build_deployment(
     trust = trust_volumes(model)
     loader, extra_volumes = _loader(version, loader_image, limits, trust)
     server = _server(serving, placement)
-    volumes = [model_volume(limits), *trust, *extra_volumes]
+    artifact_uri = (_spec(version).get("artifact") or {}).get("uri")
+    volumes = [model_volume(limits, oci=is_oci(artifact_uri)), *trust, *extra_volumes]
 
     pod_spec: dict[str, Any] = {
         "initContainers": [loader],
@@ -565,6 +615,8 @@ __all__ = [
     "build_deployment",
     "build_service",
     "credentials_env",
+    "loader_uri",
+    "registry_auth_volume",
     "model_volume",
     "deployment_labels",
     "cas_volume",

@@ -422,13 +422,21 @@ def _load_locked(
         raise LoadError("InvalidArgument", "workers must be at least 1")
     if signature_bytes is not None and signature_uri is not None:
         raise LoadError("InvalidArgument", "give a signature URI or the signature bytes, not both")
+    default_signature = signature_bytes is None and signature_uri is None
     try:
-        stores.parse(uri)
+        scheme = stores.parse(uri).scheme
         if signature_bytes is None:
             signature_uri = signature_uri or stores.default_signature_uri(uri)
             stores.parse(signature_uri)
     except stores.StoreError as exc:
         raise LoadError(exc.reason, exc.message) from None
+    if scheme == "oci":
+        return _load_oci(
+            uri=uri, digest=digest, dest_dir=dest_dir, trusted_keys=trusted_keys, trusted_cas=trusted_cas,
+            signature_uri=signature_uri, signature_bytes=signature_bytes, default_signature=default_signature,
+            workers=workers, retries=retries,
+            say=say, limits=limits, bounds=bounds, started=started, deadline=deadline,
+        )
 
     # 1-2. The bundle, its signature by a trusted key, and the pinned digest.
     if signature_bytes is None:
@@ -446,56 +454,16 @@ def _load_locked(
             raise LoadError(exc.reason, f"signature bundle: {exc.message}") from None
     else:
         where = "given as a file"
-    try:
-        verified = signing.verify_bundle(signature_bytes, trusted_keys, trusted_cas=trusted_cas)
-    except signing.SignatureError as exc:
-        raise LoadError(exc.reason, f"{exc.message} (bundle {where})") from None
-    if verified.subject_digest.lower() != digest:
-        raise LoadError(
-            "DigestMismatch",
-            f"the bundle {where} signs {verified.subject_digest}, but the pinned digest is {digest}",
-        )
-    files = planned_files(verified)
-    known = [size for _, size in files if size is not None]
-    if sum(known) > limits.max_total_bytes:
-        raise LoadError(
-            "TooLarge",
-            f"the signed manifest lists {sum(known)} bytes, more than the total limit of {limits.max_total_bytes}",
-        )
-    say(
-        f"signature OK: {verified.subject_digest} signed by "
-        + (f"key {verified.key_name!r} ({verified.key_fingerprint})" if verified.certificate is None else verified.signer)
-        + f", {len(files)} files ({verified.serialization}, {verified.hash_algorithm})"
-    )
+    verified = _verify_bundle(signature_bytes, trusted_keys, trusted_cas, where, digest)
+    files = _check_planned(verified, limits, say)
 
     def result(total: int, reused: bool) -> LoadResult:
-        return LoadResult(
-            model_dir=model_dir,
-            digest=verified.subject_digest,
-            key_name=verified.key_name,
-            key_fingerprint=verified.key_fingerprint,
-            files=len(files),
-            bytes=total,
-            seconds=time.monotonic() - started,
-            reused=reused,
-        )
+        return _result(model_dir, verified, files, total, started, reused)
 
     # Cheap path: a verified copy of the same digest is already there; re-check it in place.
-    marker = read_marker(model_dir)
-    if marker is not None and str(marker.get("digest", "")).lower() == digest and not model_dir.is_symlink():
-        t0 = time.monotonic()
-        try:
-            (model_dir / MARKER_NAME).unlink()  # while re-checking, the copy must not look verified
-            signing.verify_model_dir(model_dir, verified, workers=workers)
-            total = sum(model_dir.joinpath(*path.split("/")).stat().st_size for path, _ in files)
-        except signing.SignatureError as exc:
-            say(f"the copy in {model_dir} failed verification ({exc.reason}: {exc.message}); fetching again")
-        except OSError as exc:
-            say(f"the copy in {model_dir} is unusable ({exc}); fetching again")
-        else:
-            _write_marker(dest_dir, model_dir, _marker_body(verified, uri, files, total))
-            say(f"re-verified {len(files)} files ({_human(total)}) in place in {time.monotonic() - t0:.2f}s")
-            return result(total, reused=True)
+    reused = _reverify_in_place(dest_dir, model_dir, digest, verified, uri, files, workers, say)
+    if reused is not None:
+        return result(reused, reused=True)
 
     # Whatever is at DEST/model is not (or no longer) what we were asked for: it goes before anything else.
     _discard(dest_dir, model_dir)
@@ -530,6 +498,195 @@ def _load_locked(
         stores.remove_quietly(staging)
         raise
     return result(total, reused=False)
+
+
+def _check_planned(verified: signing.VerifiedSignature, limits: LoaderLimits, say: Log) -> list[tuple[str, int | None]]:
+    files = planned_files(verified)
+    known = [size for _, size in files if size is not None]
+    if sum(known) > limits.max_total_bytes:
+        raise LoadError(
+            "TooLarge",
+            f"the signed manifest lists {sum(known)} bytes, more than the total limit of {limits.max_total_bytes}",
+        )
+    say(
+        f"signature OK: {verified.subject_digest} signed by "
+        + (f"key {verified.key_name!r} ({verified.key_fingerprint})" if verified.certificate is None else verified.signer)
+        + f", {len(files)} files ({verified.serialization}, {verified.hash_algorithm})"
+    )
+    return files
+
+
+def _result(
+    model_dir: Path, verified: signing.VerifiedSignature, files: list[tuple[str, int | None]], total: int,
+    started: float, reused: bool,
+) -> LoadResult:
+    return LoadResult(
+        model_dir=model_dir,
+        digest=verified.subject_digest,
+        key_name=verified.key_name,
+        key_fingerprint=verified.key_fingerprint,
+        files=len(files),
+        bytes=total,
+        seconds=time.monotonic() - started,
+        reused=reused,
+    )
+
+
+def _reverify_in_place(
+    dest_dir: Path, model_dir: Path, digest: str, verified: signing.VerifiedSignature, uri: str,
+    files: list[tuple[str, int | None]], workers: int, say: Log,
+) -> int | None:
+    """The bytes of a verified copy of `digest` already in DEST/model, re-checked in place (marker rewritten);
+    None when there is none or it fails the check."""
+    marker = read_marker(model_dir)
+    if marker is None or str(marker.get("digest", "")).lower() != digest or model_dir.is_symlink():
+        return None
+    t0 = time.monotonic()
+    try:
+        (model_dir / MARKER_NAME).unlink()  # while re-checking, the copy must not look verified
+        signing.verify_model_dir(model_dir, verified, workers=workers)
+        total = sum(model_dir.joinpath(*path.split("/")).stat().st_size for path, _ in files)
+    except signing.SignatureError as exc:
+        say(f"the copy in {model_dir} failed verification ({exc.reason}: {exc.message}); fetching again")
+    except OSError as exc:
+        say(f"the copy in {model_dir} is unusable ({exc}); fetching again")
+    else:
+        _write_marker(dest_dir, model_dir, _marker_body(verified, uri, files, total))
+        say(f"re-verified {len(files)} files ({_human(total)}) in place in {time.monotonic() - t0:.2f}s")
+        return total
+    return None
+
+
+def _verify_bundle(
+    signature_bytes: bytes, trusted_keys: Mapping[str, bytes], trusted_cas: Mapping[str, bytes] | None,
+    where: str, digest: str,
+) -> signing.VerifiedSignature:
+    try:
+        verified = signing.verify_bundle(signature_bytes, trusted_keys, trusted_cas=trusted_cas)
+    except signing.SignatureError as exc:
+        raise LoadError(exc.reason, f"{exc.message} (bundle {where})") from None
+    if verified.subject_digest.lower() != digest:
+        raise LoadError(
+            "DigestMismatch",
+            f"the bundle {where} signs {verified.subject_digest}, but the pinned digest is {digest}",
+        )
+    return verified
+
+
+def _pick_referrer(
+    candidates: list[bytes], trusted_keys: Mapping[str, bytes], trusted_cas: Mapping[str, bytes] | None,
+    digest: str, uri: str,
+) -> tuple[bytes, str]:
+    """The first referrer bundle that a trusted key signed for `digest`; else the first one (its refusal is
+    the reason reported)."""
+    for bundle in candidates:
+        try:
+            _verify_bundle(bundle, trusted_keys, trusted_cas, "", digest)
+        except LoadError:
+            continue
+        return bundle, f"referrer of {stores.redact(uri)}"
+    return candidates[0], f"referrer of {stores.redact(uri)} (none of {len(candidates)} verifies)"
+
+
+def _load_oci(
+    *,
+    uri: str,
+    digest: str,
+    dest_dir: Path,
+    trusted_keys: Mapping[str, bytes],
+    trusted_cas: Mapping[str, bytes] | None,
+    signature_uri: str | None,
+    signature_bytes: bytes | None,
+    default_signature: bool,
+    workers: int,
+    retries: int,
+    say: Log,
+    limits: LoaderLimits,
+    bounds: Callable[..., fetch.Limits],
+    started: float,
+    deadline: float,
+) -> LoadResult:
+    """An oci:// artifact (see :mod:`modelhub.loader.oci`): manifest by digest, bundle, every layer, verify.
+
+    The default bundle is ``model.sig`` of the model directory: its own layer, else a signature bundle attached
+    to the manifest as an OCI referrer (artifact type ``application/vnd.dev.sigstore.bundle.v0.3+json``; the
+    first one a trusted key signed for the pinned digest), else the file in an archive layer."""
+    from modelhub.loader import oci as pull
+
+    model_dir = dest_dir / MODEL_DIR_NAME
+    try:
+        source = _retrying(lambda: pull.Pull(uri, bounds, limits), retries)
+        where = "given as a file"
+        in_tree: str | None = None  # the bundle's path in the artifact, when it must come from the pulled tree
+        if signature_bytes is None:
+            assert signature_uri is not None
+            where = stores.redact(signature_uri)
+            own = source.same_artifact(signature_uri)
+            sig_uri = signature_uri
+            if own is not None:
+                signature_bytes = _retrying(lambda: source.file_layer_bytes(own.path, limits.max_bundle_bytes), retries)
+                if signature_bytes is None and default_signature:
+                    candidates = _retrying(
+                        lambda: source.registry.referrer_bundles(source.manifest.digest, limits.max_bundle_bytes),
+                        retries,
+                    )
+                    if candidates:
+                        signature_bytes, where = _pick_referrer(candidates, trusted_keys, trusted_cas, digest, uri)
+                if signature_bytes is None:
+                    in_tree = own.path
+            else:
+                signature_bytes = _retrying(
+                    lambda: stores.fetch_bytes(
+                        sig_uri, max_bytes=limits.max_bundle_bytes, limits=bounds(limits.max_bundle_bytes)
+                    ),
+                    retries,
+                )
+    except stores.StoreError as exc:
+        raise LoadError(exc.reason, exc.message) from None
+
+    verified: signing.VerifiedSignature | None = None
+    files: list[tuple[str, int | None]] = []
+    if signature_bytes is not None:
+        verified = _verify_bundle(signature_bytes, trusted_keys, trusted_cas, where, digest)
+        files = _check_planned(verified, limits, say)
+        reused = _reverify_in_place(dest_dir, model_dir, digest, verified, uri, files, workers, say)
+        if reused is not None:
+            return _result(model_dir, verified, files, reused, started, reused=True)
+
+    _discard(dest_dir, model_dir)
+    blobs, tree = pull.scratch_dirs(dest_dir)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest_dir))
+    try:
+        os.chmod(staging, 0o755)
+        t0 = time.monotonic()
+        try:
+            fetched = source.pull(blobs, tree, workers=workers, stop=threading.Event(), say=say, deadline=deadline,
+                                  retries=retries)
+            if verified is None:
+                assert in_tree is not None
+                verified = _verify_bundle(
+                    pull.read_tree_file(tree, in_tree, limits.max_bundle_bytes), trusted_keys, trusted_cas, where, digest
+                )
+                files = _check_planned(verified, limits, say)
+            total = pull.move_planned(pull.model_root(tree, source.ref), staging, files)
+        except stores.StoreError as exc:
+            raise LoadError(exc.reason, exc.message) from None
+        t1 = time.monotonic()
+        say(f"pulled {_human(fetched)} in {t1 - t0:.2f}s; {len(files)} signed files, {_human(total)}")
+        try:
+            signing.verify_model_dir(staging, verified, workers=workers)
+        except signing.SignatureError as exc:
+            raise LoadError(exc.reason, exc.message) from None
+        say(f"verified {len(files)} files in {time.monotonic() - t1:.2f}s")
+        _write_marker(dest_dir, staging, _marker_body(verified, uri, files, total))
+        os.rename(staging, model_dir)
+    except BaseException:
+        stores.remove_quietly(staging)
+        raise
+    finally:
+        stores.remove_quietly(blobs)
+        stores.remove_quietly(tree)
+    return _result(model_dir, verified, files, total, started, reused=False)
 
 
 def _retrying(fn: Callable[[], T], retries: int, stop: threading.Event | None = None) -> T:
