@@ -74,8 +74,10 @@ class InlineBundles:
         self.cancelled: list[Any] = []
 
     def request(self, key: Any, uri: str, *, credentials: Any = None,
-                on_done: Callable[[], None] | None = None) -> Bundle | Refusal | None:
+                on_done: Callable[[], None] | None = None, resolve: bool = False) -> Bundle | Refusal | str | None:
         self.requests.append((key, uri))
+        if resolve:
+            return self.fetcher.resolve_sync(uri, credentials=credentials)
         return self.fetcher.fetch_sync(uri, credentials=credentials)
 
     def cancel(self, key: Any) -> None:

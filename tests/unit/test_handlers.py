@@ -457,7 +457,8 @@ class _Later:
         self.waiting: dict[Any, tuple[str, Any]] = {}
         self.done: dict[Any, Any] = {}
 
-    def request(self, key: Any, uri: str, *, credentials: Any = None, on_done: Any = None) -> Any:
+    def request(self, key: Any, uri: str, *, credentials: Any = None, on_done: Any = None,
+                resolve: bool = False) -> Any:
         if key in self.done:
             return self.done[key]
         self.waiting[key] = (uri, on_done)

@@ -28,6 +28,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import os
@@ -278,6 +279,28 @@ def s3_credentials_from_secret(secret: Mapping[str, Any] | None, namespace: str,
     )
 
 
+def registry_credentials_from_secret(secret: Mapping[str, Any] | None, namespace: str, name: str,
+                                     uri: str) -> Any:
+    """The credentials for the registry of an ``oci://`` `uri` in a ``kubernetes.io/dockerconfigjson`` Secret
+    of the ModelVersion's namespace (a RegistryCredentials, None when it has no entry for that registry, or a
+    Refusal)."""
+    from modelhub.adapters import oci
+
+    if secret is None:
+        return Refusal(R.CREDENTIALS_NOT_FOUND, f"registry credentials Secret {namespace}/{name} not found",
+                       retry=True)
+    raw = (secret.get("data") or {}).get(".dockerconfigjson")
+    if raw is None:
+        return Refusal(R.INVALID_CREDENTIALS, f"registry credentials Secret {namespace}/{name} has no key "
+                       "'.dockerconfigjson' (type kubernetes.io/dockerconfigjson)")
+    try:
+        config = base64.b64decode(raw, validate=True)
+        return oci.credentials_from_dockerconfig(config, oci.parse_reference(uri).registry)
+    except (binascii.Error, ValueError, stores.StoreError):
+        return Refusal(R.INVALID_CREDENTIALS, f"registry credentials Secret {namespace}/{name}: "
+                       "'.dockerconfigjson' is not a valid docker config")
+
+
 # ---------------------------------------------------------------------------------------------- fetcher
 
 
@@ -376,6 +399,8 @@ class BundleFetcher:
         self.cache_seconds = self.settings.cache_seconds if cache_seconds is None else cache_seconds
         self.retry_seconds = retry_seconds
         self._net = self.settings.network_policy()
+        # Registries (GHCR, Docker Hub) redirect blob reads to their storage: each hop is still checked.
+        self._registry_net = dataclasses.replace(self._net, max_redirects=3)
         self._local = self.settings.local_policy()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="bundle-fetch"
@@ -393,17 +418,21 @@ class BundleFetcher:
     # -- blocking core (runs on the pool) ---------------------------------------------------------------
 
     def fetch_sync(
-        self, uri: str, *, credentials: S3Credentials | None = None, stop: threading.Event | None = None
+        self, uri: str, *, credentials: Any = None, stop: threading.Event | None = None
     ) -> Bundle | Refusal:
         """Fetch and check one bundle; blocks (at most about ``deadline_seconds``). Never raises for what a
-        tenant or a store can cause."""
+        tenant or a store can cause. `credentials`: S3Credentials for s3://, RegistryCredentials for oci://."""
         where = stores.redact(uri)
         try:
-            data = fetch.read_bytes(
-                uri, limits=self.settings.limits(stop), net=self._net, local=self._local,
-                credentials=credentials, s3_ambient=self.settings.s3_ambient_credentials,
-                what="allowed for a signature bundle",
-            )
+            if uri[:6].lower() == "oci://":
+                data = fetch.read_oci_bytes(uri, limits=self.settings.limits(stop), net=self._registry_net,
+                                            credentials=credentials, what="allowed for a signature bundle")
+            else:
+                data = fetch.read_bytes(
+                    uri, limits=self.settings.limits(stop), net=self._net, local=self._local,
+                    credentials=credentials, s3_ambient=self.settings.s3_ambient_credentials,
+                    what="allowed for a signature bundle",
+                )
         except stores.StoreError as exc:
             return _refusal_of(exc)
         except Exception as exc:  # noqa: BLE001 - a store must not crash the operator
@@ -413,9 +442,11 @@ class BundleFetcher:
     # -- asyncio ----------------------------------------------------------------------------------------
 
     def _submit(
-        self, group: Hashable, uri: str, credentials: S3Credentials | None, stop: threading.Event
-    ) -> concurrent.futures.Future[Bundle | Refusal]:
-        return self._queue.submit(group, lambda: self.fetch_sync(uri, credentials=credentials, stop=stop))
+        self, group: Hashable, uri: str, credentials: Any, stop: threading.Event,
+        work: Callable[..., Any] | None = None,
+    ) -> concurrent.futures.Future[Any]:
+        job = work or self.fetch_sync
+        return self._queue.submit(group, lambda: job(uri, credentials=credentials, stop=stop))
 
     async def fetch(
         self, uri: str, *, credentials: S3Credentials | None = None, group: Hashable = None
@@ -436,20 +467,22 @@ class BundleFetcher:
         key: Hashable,
         uri: str,
         *,
-        credentials: S3Credentials | None = None,
+        credentials: Any = None,
         on_done: Callable[[], None] | None = None,
         group: Hashable = None,
-    ) -> Bundle | Refusal | None:
+        resolve: bool = False,
+    ) -> Any:
         """Non-blocking. The last result of fetching `uri` for `key`, else None; either way a fetch is started
         (once) when there is no fresh result - a Bundle stays fresh ``cache_seconds``, a Refusal
         ``retry_seconds`` (so the caller's own backoff decides when a refused fetch is tried again). While a
         refresh runs, the previous result is returned (stale while revalidating). `on_done` is called when the
         started fetch finishes - on the event loop of the caller when called from one (use it to re-enqueue
         `key`). A request for another URI or other credentials replaces (and stops) the running one. Fetches
-        wait their turn by `group` (default: ``key[0]`` for a tuple key, e.g. ``(namespace, name)``)."""
+        wait their turn by `group` (default: ``key[0]`` for a tuple key, e.g. ``(namespace, name)``).
+        `resolve`: the job pins an oci:// tag (:meth:`resolve_sync`, a str or a Refusal) instead of fetching."""
         if group is None and isinstance(key, tuple) and key:
             group = key[0]
-        fingerprint = _fingerprint(uri, credentials)
+        fingerprint = _fingerprint(("resolve:" if resolve else "") + uri, credentials)
         callback = _on_loop(on_done)
         now = time.monotonic()
         with self._lock:
@@ -457,7 +490,7 @@ class BundleFetcher:
             previous: Bundle | Refusal | None = None
             if done is not None and done[0] == fingerprint:
                 previous = done[1]
-                ttl = self.cache_seconds if isinstance(previous, Bundle) else self.retry_seconds
+                ttl = self.retry_seconds if isinstance(previous, Refusal) else self.cache_seconds
                 if now - done[2] < ttl:
                     return previous
             job = self._jobs.get(key)
@@ -469,7 +502,7 @@ class BundleFetcher:
                 job.stop.set()
                 job.future.cancel()
             stop = threading.Event()
-            future = self._submit(group, uri, credentials, stop)
+            future = self._submit(group, uri, credentials, stop, self.resolve_sync if resolve else None)
             job = _Job(fingerprint, stop, future, [callback] if callback else [])
             self._jobs[key] = job
             if previous is None:
@@ -479,6 +512,19 @@ class BundleFetcher:
 
         future.add_done_callback(finished)
         return previous
+
+    def resolve_sync(self, uri: str, *, credentials: Any = None, stop: threading.Event | None = None) -> str | Refusal:
+        """``oci://reg/repo:tag`` pinned to the digest its tag names now (:func:`modelhub.adapters.oci.resolve`),
+        under the same bounds and network policy as a bundle fetch."""
+        from modelhub.adapters import oci
+
+        try:
+            return oci.resolve(uri, credentials, net=self._registry_net, limits=self.settings.limits(stop))
+        except stores.StoreError as exc:
+            refusal = _refusal_of(exc)
+            return Refusal(refusal.reason, f"resolving the artifact's tag: {exc.message}", refusal.retry)
+        except Exception as exc:  # noqa: BLE001 - a registry must not crash the operator
+            return Refusal(R.BUNDLE_UNREACHABLE, f"resolving {stores.redact(uri)}: {type(exc).__name__}", retry=True)
 
     def cancel(self, key: Hashable) -> None:
         """Stop a running fetch for `key` (e.g. the ModelVersion was deleted) and forget its result."""
@@ -537,11 +583,11 @@ class BundleFetcher:
                 pass
 
 
-def _fingerprint(uri: str, credentials: S3Credentials | None) -> str:
+def _fingerprint(uri: str, credentials: Any) -> str:
+    """What a cached result was fetched with: the URI and the credentials (dataclasses of strings; only hashed)."""
     parts = [uri]
     if credentials is not None:
-        parts += [credentials.access_key_id, credentials.secret_access_key, credentials.session_token or "",
-                  credentials.region or "", credentials.endpoint_url or ""]
+        parts += [type(credentials).__name__, *(str(v) for v in dataclasses.astuple(credentials))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

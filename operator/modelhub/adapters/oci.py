@@ -281,6 +281,25 @@ def credentials_from_env(registry: str, environ: Mapping[str, str] | None = None
     return credentials_from_dockerconfig(data, registry)
 
 
+def oci_tag(uri: str) -> bool:
+    """An ``oci://`` URI that names a tag, not a digest (the operator resolves it once)."""
+    if uri[:6].lower() != "oci://":
+        return False
+    try:
+        return parse_reference(uri).digest is None
+    except StoreError:
+        return False
+
+
+def same_repository(pinned: str, uri: str) -> bool:
+    """Whether `pinned` (a recorded status.resolvedUri) names the registry, repository and path of `uri`."""
+    try:
+        a, b = parse_reference(pinned), parse_reference(uri)
+    except StoreError:
+        return False
+    return a.digest is not None and (a.registry, a.repository, a.path) == (b.registry, b.repository, b.path)
+
+
 def plain_http_registries(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     env = os.environ if environ is None else environ
     return frozenset(r.strip().lower() for r in env.get(PLAIN_HTTP_ENV, "").replace(" ", ",").split(",") if r.strip())

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from modelhub.adapters import failpoints, metrics, stores
-from modelhub.adapters.bundles import Bundle, Refusal, bundle_from_configmap, s3_credentials_from_secret
+from modelhub.adapters.bundles import (
+    Bundle,
+    Refusal,
+    bundle_from_configmap,
+    registry_credentials_from_secret,
+    s3_credentials_from_secret,
+)
+from modelhub.adapters.oci import oci_tag, same_repository
 from modelhub.adapters.trust import TrustRoots, load_trust
 from modelhub.api import types as api
 from modelhub.domain import approval as approval_domain
@@ -74,23 +81,57 @@ class VersionReconciler:
             key = ref.get("key") or stores.DEFAULT_SIGNATURE_NAME
             cm = await ctx.io(ctx.configmaps.get_configmap, ns, ref["name"])
             return bundle_from_configmap(cm, ns, ref["name"], key)
-        uri = sig.get("uri") or stores.default_signature_uri(artifact["uri"])
-        credentials = None
-        secret_ref = artifact.get("credentialsSecretRef")
-        if secret_ref and uri.startswith("s3://"):
-            try:
-                secret = await ctx.io(ctx.kube.get_secret, ns, secret_ref["name"])
-            except PermissionError as exc:
-                return Refusal(R.CREDENTIALS_FORBIDDEN, f"{exc}: bind the ClusterRole modelhub-credentials-reader "
-                               "to the operator's ServiceAccount in this namespace", retry=True)
-            found = s3_credentials_from_secret(secret, ns, secret_ref["name"])
-            if isinstance(found, Refusal):
-                return found
-            credentials = found
+        pinned = await self.pinned_uri(obj)
+        if not isinstance(pinned, str):
+            return pinned
+        uri = sig.get("uri") or stores.default_signature_uri(pinned)
+        credentials = await self.credentials(obj, uri)
+        if isinstance(credentials, Refusal):
+            return credentials
         assert ctx.bundles is not None
         result: Bundle | Refusal | None = ctx.bundles.request(
             (ns, name), uri, credentials=credentials, on_done=lambda: ctx.enqueue("ModelVersion", ns, name))
         return result
+
+    async def credentials(self, obj: dict[str, Any], uri: str) -> Any:
+        """What the fetch of `uri` authenticates with: the Secret spec.artifact.credentialsSecretRef names in
+        the version's namespace (S3 keys, or a dockerconfigjson for a registry), never the operator's own."""
+        ctx = self.ctx
+        m = _meta(obj)
+        ns = m["namespace"]
+        secret_ref = ((obj.get("spec") or {}).get("artifact") or {}).get("credentialsSecretRef")
+        scheme = uri.split(":", 1)[0].lower()
+        if not secret_ref or scheme not in ("s3", "oci"):
+            return None
+        try:
+            secret = await ctx.io(ctx.kube.get_secret, ns, secret_ref["name"])
+        except PermissionError as exc:
+            return Refusal(R.CREDENTIALS_FORBIDDEN, f"{exc}: bind the ClusterRole modelhub-credentials-reader "
+                           "to the operator's ServiceAccount in this namespace", retry=True)
+        if scheme == "s3":
+            return s3_credentials_from_secret(secret, ns, secret_ref["name"])
+        return registry_credentials_from_secret(secret, ns, secret_ref["name"], uri)
+
+    async def pinned_uri(self, obj: dict[str, Any]) -> str | Refusal | None:
+        """The artifact URI pinned by digest. An ``oci://`` tag is resolved once, off the queue workers (None
+        while that runs), and recorded in status.resolvedUri: a tag that moves later does not move the version."""
+        ctx = self.ctx
+        m = _meta(obj)
+        uri = str(((obj.get("spec") or {}).get("artifact") or {})["uri"])
+        if not oci_tag(uri):
+            return uri
+        recorded = (obj.get("status") or {}).get("resolvedUri")
+        if recorded and same_repository(recorded, uri):
+            return str(recorded)
+        credentials = await self.credentials(obj, uri)
+        if isinstance(credentials, Refusal):
+            return credentials
+        assert ctx.bundles is not None
+        ns, name = m["namespace"], m["name"]
+        found: str | Refusal | None = ctx.bundles.request(
+            (ns, name, "resolve"), uri, credentials=credentials, resolve=True,
+            on_done=lambda: ctx.enqueue("ModelVersion", ns, name))
+        return found
 
     async def verification(self, obj: dict[str, Any], model: dict[str, Any] | None) -> vdomain.Verification | None:
         """What verifying the version's bundle against its Model's trust gives now; None while its bundle is
@@ -159,6 +200,7 @@ class VersionReconciler:
         if obj is None:
             assert self.ctx.bundles is not None
             self.ctx.bundles.cancel((namespace, name))  # a fetch for a deleted version stops
+            self.ctx.bundles.cancel((namespace, name, "resolve"))
             self.ctx.verdicts.pop((namespace, name), None)
             return None
         spec = obj.get("spec") or {}
@@ -187,10 +229,14 @@ class VersionReconciler:
             seconds = metrics.rollout_seconds(_meta(obj).get("creationTimestamp") or "", now)
             if seconds is not None:
                 metrics.record_rollout(seconds)
+        status = plan.status
+        pinned = await self.pinned_uri(obj) if oci_tag(str(spec.get("artifact", {}).get("uri", ""))) else None
+        if isinstance(pinned, str) and pinned != status.get("resolvedUri"):
+            status = {**status, "resolvedUri": pinned}
         if revoked:
             failpoints.hit("version.before-revoked-status")
-        await write_status(self.ctx, "ModelVersion", obj, plan.status)
-        self.router_facts(rdomain.VersionFacts.from_object({**obj, "status": plan.status}))
+        await write_status(self.ctx, "ModelVersion", obj, status)
+        self.router_facts(rdomain.VersionFacts.from_object({**obj, "status": status}))
         self.ctx.events.record(obj, plan.events, "Reconcile")
         if (plan.conditions_changed or verdict_changed) and model is not None:
             self.ctx.enqueue("Model", namespace, _meta(model)["name"])
