@@ -289,9 +289,10 @@ def _review(ns: str) -> dict[str, Any]:
         "object": obj, "oldObject": None, "dryRun": False}}
 
 
-def _post(url: str, review: dict[str, Any], cert: tuple[str, str] | None) -> dict[str, Any]:
+def _post(url: str, review: dict[str, Any], cert: tuple[str, str] | None) -> dict[str, Any] | None:
     """POST an AdmissionReview over TLS (trusting any server: we are the attacker), with or without a client
-    certificate; the response, or an ssl/OS error when the server refuses the handshake."""
+    certificate; the response, or None when the server refuses the handshake (with TLS 1.3 the client learns it
+    only when the server closes the connection instead of answering)."""
     u = urllib.parse.urlsplit(url)
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
@@ -300,12 +301,17 @@ def _post(url: str, review: dict[str, Any], cert: tuple[str, str] | None) -> dic
     body = json.dumps(review).encode()
     request = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-    with socket.create_connection((u.hostname or "127.0.0.1", u.port or 443), timeout=10) as raw, \
-            ctx.wrap_socket(raw, server_hostname=u.hostname) as tls:
-        tls.sendall(request)
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
+    data = b""
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 443), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname=u.hostname) as tls:
+            tls.sendall(request)
+            while chunk := tls.recv(65536):
+                data += chunk
+    except (ssl.SSLError, ConnectionError):
+        return None
+    if not data:
+        return None
     head, _, payload = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head[:200]
     return dict(json.loads(payload))
@@ -323,12 +329,11 @@ def test_a_hand_made_admission_review_gets_no_answer_without_the_api_servers_cer
                     "-days", "1", "-subj", "/CN=kube-apiserver-webhook-client", "-keyout", str(other / "k.pem"),
                     "-out", str(other / "c.pem")], check=True, capture_output=True)
     for cert in (None, (str(other / "c.pem"), str(other / "k.pem"))):
-        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-            _post(url, review, cert)
+        assert _post(url, review, cert) is None, cert
     # The same request with the API server's own client certificate is answered (the endpoint is the right one).
     state = _client_ca().parent
     answer = _post(url, review, (str(state / "webhook-client.crt"), str(state / "webhook-client.key")))
-    assert answer["response"]["allowed"] is True and answer["response"].get("patch")
+    assert answer is not None and answer["response"]["allowed"] is True and answer["response"].get("patch")
     # And through the API server, a ModelVersion gets its creator sealed: the API server is served.
     env = make_env(namespace, tmp_path)
     env.model("m", require_approval=True)
