@@ -9,11 +9,11 @@ from typing import Any
 
 import kopf
 import pytest
+from tests.support.harness import Harness
 
 from modelhub.adapters.certs import self_signed
 from modelhub.domain import approval as ap
 from modelhub.handlers import admission, webhook
-from tests.support.harness import Harness
 
 DIGEST = "sha256:" + "ab" * 32
 
