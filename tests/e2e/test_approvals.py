@@ -368,3 +368,36 @@ def test_a_record_copied_onto_a_recreated_object_approves_nothing(env: Env, team
     wait_condition(MV, name, env.ns, "SignatureVerified", "True", timeout=WAIT)
     mv = wait_condition(MV, name, env.ns, "Approved", "False", reason="AwaitingApproval", timeout=WAIT)
     assert "approval" not in mv.get("status", {})
+
+
+# --- the chart's settings for it ------------------------------------------------------------------------------
+def _render(*sets: str) -> list[dict[str, Any]]:
+    out = subprocess.run(["helm", "template", "e2e", str(ROOT / "charts" / "modelhub"), "-n", "hub",
+                          *(a for s in sets for a in ("--set", s))], capture_output=True, text=True, check=True,
+                         timeout=60)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_chart_client_ca_and_network_policy(cluster: str) -> None:
+    """webhook.clientCA reaches the operator as MODELHUB_WEBHOOK_CLIENT_CA (a mounted ConfigMap);
+    webhook.networkPolicy admits only its peers to the webhook port; the operator may ask SubjectAccessReviews."""
+    pem = _client_ca().read_text() if _client_ca().is_file() else "-----BEGIN CERTIFICATE-----\nx\n"
+    docs = _render(f"webhook.clientCA={pem}", "webhook.networkPolicy.enabled=true",
+                   "webhook.networkPolicy.from[0].ipBlock.cidr=10.0.0.0/28")
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    cm = by_kind[("ConfigMap", "e2e-modelhub-webhook-client-ca")]
+    assert cm["data"]["ca.crt"] == pem
+    pod = by_kind[("Deployment", "e2e-modelhub")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "webhook-client-ca")
+    assert env["MODELHUB_WEBHOOK_CLIENT_CA"] == f"{mount['mountPath']}/ca.crt"
+    assert {"name": "webhook-client-ca", "configMap": {"name": cm["metadata"]["name"]}} in pod["volumes"]
+    policy = by_kind[("NetworkPolicy", "e2e-modelhub-webhook")]["spec"]
+    assert policy["ingress"][0] == {"ports": [{"port": 9443, "protocol": "TCP"}],
+                                    "from": [{"ipBlock": {"cidr": "10.0.0.0/28"}}]}
+    rules = by_kind[("ClusterRole", "e2e-modelhub-operator")]["rules"]
+    assert {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]} in rules
+    # By default: neither (the README says what that means).
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in _render()}
+    assert ("ConfigMap", "e2e-modelhub-webhook-client-ca") not in kinds
+    assert ("NetworkPolicy", "e2e-modelhub-webhook") not in kinds
