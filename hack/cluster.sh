@@ -64,6 +64,11 @@ up_kwok() {
     extra+=(--extra-args "kube-apiserver=kubelet-client-certificate=$KWOK_WORKDIR/clusters/$name/pki/admin.crt")
     extra+=(--extra-args "kube-apiserver=kubelet-client-key=$KWOK_WORKDIR/clusters/$name/pki/admin.key")
   fi
+  # The API server authenticates to admission webhooks with a client certificate of its own (CA and certificate
+  # made here, beside the kubeconfig); the operator accepts only clients chained to that CA
+  # (MODELHUB_WEBHOOK_CLIENT_CA=$state/webhook-client-ca.crt).
+  webhook_client_auth
+  extra+=(--extra-args "kube-apiserver=admission-control-config-file=$state/admission.yaml")
   # In-cluster clients call the kubernetes Service's ClusterIP (10.0.0.1): the serving certificate must name it.
   cat >"$state/kwokctl.yaml" <<'YAML'
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -97,6 +102,39 @@ YAML
     "${extra[@]}" \
     --disable-qps-limits \
     --wait 120s >&2
+}
+
+# A CA, and a client certificate it signs (CN kube-apiserver-webhook-client), that the API server presents to every
+# webhook it calls (the kubeconfig user `*` of its WebhookAdmissionConfiguration). Made once per state directory.
+webhook_client_auth() {
+  local d="$state" subj="/CN=kube-apiserver-webhook-client"
+  if [ ! -s "$d/webhook-client.crt" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=modelhub-webhook-client-ca" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+      -keyout "$d/webhook-client-ca.key" -out "$d/webhook-client-ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$subj" \
+      -keyout "$d/webhook-client.key" -out "$d/webhook-client.csr" 2>/dev/null
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$d/webhook-client.ext"
+    openssl x509 -req -in "$d/webhook-client.csr" -CA "$d/webhook-client-ca.crt" -CAkey "$d/webhook-client-ca.key" \
+      -CAcreateserial -days 3650 -extfile "$d/webhook-client.ext" -out "$d/webhook-client.crt" 2>/dev/null
+    chmod 600 "$d/webhook-client-ca.key" "$d/webhook-client.key"
+  fi
+  cat >"$d/webhook-kubeconfig.yaml" <<YAML
+apiVersion: v1
+kind: Config
+users:
+- name: "*"
+  user: {client-certificate: "$d/webhook-client.crt", client-key: "$d/webhook-client.key"}
+YAML
+  cat >"$d/admission.yaml" <<YAML
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration: {apiVersion: apiserver.config.k8s.io/v1, kind: WebhookAdmissionConfiguration, kubeConfigFile: "$d/webhook-kubeconfig.yaml"}
+- name: MutatingAdmissionWebhook
+  configuration: {apiVersion: apiserver.config.k8s.io/v1, kind: WebhookAdmissionConfiguration, kubeConfigFile: "$d/webhook-kubeconfig.yaml"}
+YAML
 }
 
 up_kind() {
@@ -149,6 +187,7 @@ case "${1:-}" in
   up) up; links ;;
   down) down ;;
   status) if running; then echo "running: KUBECONFIG=$kubeconfig"; else echo "not running"; exit 1; fi ;;
-  env) echo "export KUBECONFIG=$kubeconfig"; echo "export KUBECTL=$kubectl"; echo "export PATH=$bin/links:\$PATH" ;;
+  env) echo "export KUBECONFIG=$kubeconfig"; echo "export KUBECTL=$kubectl"; echo "export PATH=$bin/links:\$PATH"
+       if [ -s "$state/webhook-client-ca.crt" ]; then echo "export MODELHUB_WEBHOOK_CLIENT_CA=$state/webhook-client-ca.crt"; fi ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac

@@ -166,7 +166,8 @@ def test_webhooks_are_served_through_the_service(installed: tuple[str, str]) -> 
 
     cfg = wait_for(configured, timeout=60, what="the webhook configuration naming the chart's Service")
     assert all(h["clientConfig"].get("caBundle") for h in cfg["webhooks"])
-    # The API server calls the operator pod for a ModelVersion with an approve request: it comes back sealed.
+    # The API server calls the operator pod: a new ModelVersion comes back with its creator sealed (an approve
+    # request at creation is dropped: the author approves nothing).
     tenant = unique("chart-tenant")
     kubectl("create", "namespace", tenant)
     try:
@@ -175,8 +176,10 @@ def test_webhooks_are_served_through_the_service(installed: tuple[str, str]) -> 
         doc["metadata"]["annotations"] = {"modelhub.dev/approve": "true"}
         kubectl("apply", "-n", tenant, "-f", "-", input=yaml.safe_dump(doc))
         mv = get("modelversion", doc["metadata"]["name"], tenant) or {}
-        record = json.loads((mv["metadata"].get("annotations") or {}).get("modelhub.dev/approval", "{}"))
-        assert record.get("mac") and record.get("by"), mv["metadata"].get("annotations")
+        annotations = mv["metadata"].get("annotations") or {}
+        record = json.loads(annotations.get("modelhub.dev/created-by", "{}"))
+        assert record.get("mac") and record.get("by"), annotations
+        assert "modelhub.dev/approval" not in annotations and "modelhub.dev/approve" not in annotations
     finally:
         kubectl("delete", "namespace", tenant, "--wait=false", check=False)
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from modelhub.cli.kubectl import status_rows
-from tests.e2e.kubehelp import get, kubectl, wait_condition, wait_for
+from tests.e2e.approvers import APPROVER, AS_APPROVER
+from tests.e2e.kubehelp import get, wait_condition, wait_for
 from tests.e2e.test_rollout import (
     WAIT,
     Env,
@@ -114,8 +115,8 @@ def test_approve_several_versions(env: Env) -> None:
     names = [env.version("clf", v) for v in ("1.0.0", "1.1.0")]
     for n in names:
         wait_condition("modelversion", n, env.ns, "Approved", "False", reason="AwaitingApproval", timeout=WAIT)
-    out = kubectl_modelhub("approve", *names, "-n", env.ns).stdout
-    me = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout.strip()
+    out = kubectl_modelhub("approve", *names, "-n", env.ns, *AS_APPROVER).stdout
+    me = APPROVER
     assert out.splitlines() == [f"modelversion.modelhub.dev/{n} approved by {me}" for n in names]
     for n in names:
         mv = wait_condition("modelversion", n, env.ns, "Approved", "True", reason="Approved", timeout=WAIT)

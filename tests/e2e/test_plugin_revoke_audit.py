@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.approvers import APPROVER, AS_APPROVER
 from tests.e2e.kubehelp import ROOT, condition, get, kubectl, wait_condition, wait_for
 from tests.e2e.signed import make_model
 from tests.e2e.test_rollout import WAIT, Env, gone, kubectl_modelhub, make_env, wait_ready
@@ -93,8 +94,8 @@ def test_audit_shows_approval_promotion_revocation_and_fallback(env: Env, revoca
                                                                  tmp_path: Path) -> None:
     env.model("clf", require_approval=True)
     v1, v2 = env.version("clf", "1.0.0"), env.version("clf", "1.1.0")
-    me = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout.strip()
-    kubectl_modelhub("approve", v1, v2, "-n", env.ns)
+    me = APPROVER
+    kubectl_modelhub("approve", v1, v2, "-n", env.ns, *AS_APPROVER)
     kubectl_modelhub("promote", "clf", "1.1.0", "-n", env.ns)
     wait_ready(env.ns, v2)
     name = f"e2e-audit-{env.ns}"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.approvers import APPROVER, AS_APPROVER
 from tests.e2e.kubehelp import (
     ROOT,
     apply,
@@ -303,13 +304,15 @@ def test_unapproved_version_waits_for_approval_by_the_authenticated_user(env: En
     never(lambda: [d["metadata"]["name"] for d in get_list("deployments", env.ns)], 4,
           "a Deployment appeared for an unapproved or unverified version")
 
-    out = kubectl_modelhub("approve", gated, "-n", env.ns).stdout
+    # the author (the kubeconfig's user) cannot approve: someone else does
+    refused = kubectl_modelhub("approve", gated, "-n", env.ns, check=False)
+    assert refused.returncode != 0 and "the author of a version cannot approve it" in refused.stderr
+    out = kubectl_modelhub("approve", gated, "-n", env.ns, *AS_APPROVER).stdout
     assert "approved" in out
 
     wait_ready(env.ns, gated)
     deployment_available(env.ns, gated)
-    me = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout.strip()
-    assert me
+    me = APPROVER
     mv = get("modelversion", gated, env.ns)
     assert mv["status"]["approval"]["approvedBy"] == me
     assert condition(mv, "Approved")["reason"] == "Approved" and me in condition(mv, "Approved")["message"]
@@ -343,7 +346,7 @@ def test_forged_approvals_approve_nothing(env: Env) -> None:
     donor_artifact = make_model(env.root, "copy", env.key)
     donor = env.version("copy", "1.0.0", signed=donor_artifact)
     copy = env.version("copy", "1.0.1", signed=donor_artifact)
-    kubectl("annotate", "modelversion", donor, "-n", env.ns, "modelhub.dev/approve=true")
+    kubectl("annotate", "modelversion", donor, "-n", env.ns, "modelhub.dev/approve=true", *AS_APPROVER)
     record = wait_for(lambda: ((get("modelversion", donor, env.ns) or {}).get("metadata", {}).get("annotations")
                                or {}).get("modelhub.dev/approval"), WAIT, what="the donor's sealed record")
     wait_condition("modelversion", donor, env.ns, "Approved", "True", reason="Approved", timeout=WAIT)

@@ -30,6 +30,8 @@ class FakeKube:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (verb, kind)
     unschedulable: dict[str, str] = field(default_factory=dict)  # namespace -> message for its pending pods
     rejected: dict[str, str] = field(default_factory=dict)  # namespace -> the loader's refusal in its pods
+    # (user, verb, namespace) the fake authorizer allows: an in-memory stand-in for RBAC's SubjectAccessReview.
+    allowed: set[tuple[str, str, str]] = field(default_factory=set)
     _rv: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # --- the test's side --------------------------------------------------------------------------------
@@ -163,3 +165,8 @@ class FakeKube:
         m = obj.get("metadata") or {}
         self.recorded_events.append({"kind": obj.get("kind"), "name": m.get("name"), "type": type_,
                                      "reason": reason, "message": message, "action": action})
+
+    def access_review(self, user: str, groups: list[str], uid: str, extra: dict[str, list[str]], *, namespace: str,
+                      verb: str, group: str, resource: str, name: str = "") -> tuple[bool, str]:
+        self.requests.append(("create", "SubjectAccessReview"))
+        return (user, verb, namespace) in self.allowed, ""

@@ -164,7 +164,8 @@ def test_bundle_precheck(data: bytes) -> None:
 # ------------------------------------------------------------------------------------------- admission
 
 KEY = b"k" * 32
-annotation_keys = st.sampled_from([approval.REQUEST_ANNOTATION, approval.RECORD_ANNOTATION, "other/x", ""])
+annotation_keys = st.sampled_from([approval.REQUEST_ANNOTATION, approval.RECORD_ANNOTATION, approval.CREATOR_ANNOTATION,
+                                  "other/x", ""])
 annotation_values = st.one_of(
     st.text(max_size=60), st.sampled_from(["true", "TRUE", "yes", "1", "false", "", "{}", "[]", "null"]),
     json_values.map(json.dumps),
@@ -172,37 +173,56 @@ annotation_values = st.one_of(
 annotations = st.dictionaries(annotation_keys, annotation_values, max_size=4)
 
 
+SUBJECT = approval.Subject(namespace="ns", name="mv", uid="u-1", model="m", version="1.0.0",
+                           digest="sha256:" + "a" * 64)
+
+
 @st.composite
 def sealed_record(draw: st.DrawFn) -> str:
-    a = approval.Approval(by=draw(st.text(max_size=20)), groups=tuple(draw(st.lists(st.text(max_size=8), max_size=3))),
-                          at="2026-01-01T00:00:00Z", digest=draw(st.sampled_from(["sha256:" + "a" * 64, "x"])))
-    record = approval.seal(KEY, "ns", "mv", a)
+    subject = draw(st.sampled_from([SUBJECT, approval.Subject("ns", "mv", "u-2", "m", "1.0.0", "x")]))
+    record = approval.seal_for(KEY, subject, draw(st.text(max_size=20)),
+                               tuple(draw(st.lists(st.text(max_size=8), max_size=3))), "2026-01-01T00:00:00Z")
     return draw(st.sampled_from([record, record[:-3] + "}", record.replace('"mac"', '"MAC"')]))
 
 
 @given(annotations, annotations, st.one_of(sealed_record(), annotation_values), st.text(max_size=30),
-       st.lists(st.text(max_size=10), max_size=3), st.sampled_from(["sha256:" + "a" * 64, "", "x"]))
-def test_admit_annotations(
-    new: dict[str, str], old: dict[str, str], record: str, user: str, groups: list[str], digest: str
-) -> None:
-    """Never raises; only ever writes a record sealed by the operator's key for the authenticated user, or
-    restores the old one, or removes one."""
+       st.lists(st.text(max_size=10), max_size=3), st.sampled_from(["CREATE", "UPDATE", "DELETE", ""]),
+       st.sampled_from([None, approval.Authorization(True), approval.Authorization(False, "no")]),
+       st.one_of(st.none(), st.text(max_size=30)))
+def test_admit(new: dict[str, str], old: dict[str, str], record: str, user: str, groups: list[str], operation: str,
+               authorization: approval.Authorization | None, creator: str | None) -> None:
+    """Never raises; only ever writes a record sealed by the operator's key for the authenticated user (never
+    at CREATE, never for the creator, only when authorized), or restores the old one, or removes one."""
     if len(new) % 2:
         new = {**new, approval.RECORD_ANNOTATION: record}
-    changes = approval.admit_annotations(KEY, "ns", "mv", new, old, digest, user, groups, "2026-01-01T00:00:00Z")
-    assert isinstance(changes, dict)
-    for k, v in changes.items():
-        assert k in (approval.REQUEST_ANNOTATION, approval.RECORD_ANNOTATION) and (v is None or isinstance(v, str))
-    written = changes.get(approval.RECORD_ANNOTATION)
+    if creator is not None:
+        old = {**old, approval.CREATOR_ANNOTATION: approval.seal_creator(KEY, SUBJECT, approval.Creator(creator, "t"))}
+    review = approval.Review(operation, SUBJECT, new, old, approval.Requester(user, tuple(groups)),
+                             "2026-01-01T00:00:00Z")
+    result = approval.admit(KEY, review, authorization)
+    assert isinstance(result.changes, dict) and all(isinstance(w, str) for w in result.warnings)
+    for k, v in result.changes.items():
+        assert k in (approval.REQUEST_ANNOTATION, approval.RECORD_ANNOTATION, approval.CREATOR_ANNOTATION)
+        assert v is None or isinstance(v, str)
+    written = result.changes.get(approval.RECORD_ANNOTATION)
     if written is not None and written != old.get(approval.RECORD_ANNOTATION):
-        sealed = approval.unseal(KEY, "ns", "mv", written, digest)
+        obj = {"metadata": {"namespace": "ns", "name": "mv", "uid": "u-1", "annotations": {
+            approval.RECORD_ANNOTATION: written}}, "spec": {"model": "m", "version": "1.0.0",
+                                                          "artifact": {"digest": SUBJECT.digest}}}
+        sealed = approval.unseal_object(KEY, obj)
         assert sealed is not None and sealed.by == user and list(sealed.groups) == groups
+        assert operation == "UPDATE" and authorization is not None and authorization.allowed
+        assert creator is not None and creator != user
 
 
 @given(st.one_of(sealed_record(), annotation_values, st.none()), st.sampled_from(["sha256:" + "a" * 64, "x"]))
 def test_unseal_never_raises(record: str | None, digest: str) -> None:
     result = approval.unseal(KEY, "ns", "mv", record, digest)
     assert result is None or result.digest == digest
+    obj = {"metadata": {"namespace": "ns", "name": "mv", "uid": "u-1", "annotations": {
+        approval.RECORD_ANNOTATION: record}}, "spec": {"model": "m", "version": "1.0.0", "artifact": {"digest": digest}}}
+    found = approval.unseal_object(KEY, obj)
+    assert found is None or (found.uid, found.digest) == ("u-1", digest)
 
 
 @pytest.mark.parametrize("depth", [100, 100_000])

@@ -51,10 +51,9 @@ def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:
 
 def approved(h: Harness, manifest: dict[str, Any]) -> dict[str, Any]:
     """The version with a sealed approval record, as the mutating webhook writes it."""
-    m = manifest["metadata"]
-    rec = approval_domain.seal(h.ctx.approval_key, NS, m["name"], approval_domain.Approval(
-        by="alice", at="2026-12-01T11:00:00Z", groups=("approvers",),
-        digest=manifest["spec"]["artifact"]["digest"]))
+    m = {**manifest["metadata"], "uid": f"uid-{manifest['metadata']['name']}"}
+    subject = approval_domain.Subject.of({**manifest, "metadata": {**m, "namespace": NS}})
+    rec = approval_domain.seal_for(h.ctx.approval_key, subject, "alice", ("approvers",), "2026-12-01T11:00:00Z")
     return {**manifest, "metadata": {**m, "annotations": {A.APPROVAL: rec}}}
 
 

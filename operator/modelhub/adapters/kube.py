@@ -267,6 +267,30 @@ class Kube:
             raise
         return True
 
+    # --- authorization ------------------------------------------------------------------------------------------
+    def access_review(self, user: str, groups: list[str], uid: str, extra: dict[str, list[str]], *, namespace: str,
+                      verb: str, group: str, resource: str, name: str = "") -> tuple[bool, str]:
+        """Whether the API server's authorizers let `user` (with groups, uid, extra) do `verb` on `resource` of
+        `group` in `namespace` (a SubjectAccessReview); (allowed, reason). An error or a timeout is (False, why)."""
+        attrs = {"namespace": namespace, "verb": verb, "group": group, "resource": resource,
+                 **({"name": name} if name else {})}
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"user": user, "groups": groups, "uid": uid, "extra": extra, "resourceAttributes": attrs}}
+        try:
+            _, url, headers, ser_body, _ = self.api_client.param_serialize(
+                "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body, auth_settings=["BearerToken"])
+            resp = self.api_client.call_api("POST", url, header_params=headers, body=ser_body,
+                                            _request_timeout=(3, 5))
+            data = resp.read()
+            if not 200 <= resp.status < 300:
+                return False, f"the authorization check failed: HTTP {resp.status} {str(resp.reason)[:100]}"
+            status = json.loads(data).get("status") or {}
+        except Exception as exc:  # noqa: BLE001 - any failure to ask is a refusal, never a crash of the webhook
+            return False, f"the authorization check failed: {type(exc).__name__}"
+        return bool(status.get("allowed")) and not status.get("denied"), str(status.get("reason") or "")[:200]
+
     # --- leader election ---------------------------------------------------------------------------------------
     def _lease_path(self, namespace: str, name: str | None = None) -> str:
         base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"

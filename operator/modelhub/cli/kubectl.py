@@ -1,6 +1,7 @@
 """The `kubectl modelhub` plugin commands: thin wrappers over kubectl (annotate, patch, get).
 
-    kubectl modelhub approve NAME... [-n NS]            ask for approval (the webhook seals who asked)
+    kubectl modelhub approve NAME... [-n NS] [--as U]   ask for approval (the webhook seals who asked, if RBAC
+                                                        lets them approve and they did not create it)
     kubectl modelhub promote MODEL VERSION [-n NS]      make VERSION the stable version
     kubectl modelhub canary MODEL VERSION --weight W    run VERSION as a canary on W% of the replicas
     kubectl modelhub canary MODEL --stop                stop the canary
@@ -60,8 +61,10 @@ def kubectl_bin() -> str:
     return found
 
 
-def kubectl(*args: str, namespace: str | None = None, input: str | None = None) -> str:  # noqa: A002
-    """Run kubectl; its stdout, or CommandError with its own error text."""
+def kubectl(*args: str, namespace: str | None = None, input: str | None = None,  # noqa: A002
+            warnings: list[str] | None = None) -> str:
+    """Run kubectl; its stdout, or CommandError with its own error text. The API server's Warnings (kubectl
+    prints them on stderr) go into `warnings` when given."""
     cmd = [kubectl_bin(), *args]
     if namespace:
         cmd += ["-n", namespace]
@@ -74,6 +77,9 @@ def kubectl(*args: str, namespace: str | None = None, input: str | None = None) 
     if proc.returncode != 0:
         text = proc.stderr.strip() or proc.stdout.strip() or f"kubectl exited {proc.returncode}"
         raise CommandError(text.removeprefix("error: ").removeprefix("Error from server ").strip(), proc.returncode)
+    if warnings is not None:
+        warnings.extend(line.removeprefix("Warning:").strip() for line in proc.stderr.splitlines()
+                        if line.startswith("Warning:"))
     return proc.stdout
 
 
@@ -162,16 +168,23 @@ def _patch_promotion(model: str, namespace: str | None, promotion: dict[str, Any
 # --- commands -----------------------------------------------------------------------------------------------
 def cmd_approve(args: argparse.Namespace) -> int:
     ns = args.namespace
+    who = [*([f"--as={args.as_user}"] if args.as_user else []), *(f"--as-group={g}" for g in args.as_group or ())]
     for name in args.names:
+        before = (_meta(get_json("modelversions.modelhub.dev", name, namespace=ns)).get("annotations") or {})
+        warned: list[str] = []
         kubectl(
-            "annotate", "modelversions.modelhub.dev", name, f"{APPROVE_ANNOTATION}=true", "--overwrite", namespace=ns
+            "annotate", "modelversions.modelhub.dev", name, f"{APPROVE_ANNOTATION}=true", "--overwrite", *who,
+            namespace=ns, warnings=warned,
         )
         obj = get_json("modelversions.modelhub.dev", name, namespace=ns)
         annotations = _meta(obj).get("annotations") or {}
         record = annotations.get(RECORD_ANNOTATION)
+        if warned and (not record or record == before.get(RECORD_ANNOTATION)):
+            # The webhook refused the approval (not authorized, the author, ...) and said why.
+            raise CommandError(f"modelversion {name} was NOT approved: {warned[-1]}")
         if APPROVE_ANNOTATION in annotations or not record:
             # The request is still there: no webhook turned it into a sealed record, so nothing is approved.
-            kubectl("annotate", "modelversions.modelhub.dev", name, f"{APPROVE_ANNOTATION}-", namespace=ns)
+            kubectl("annotate", "modelversions.modelhub.dev", name, f"{APPROVE_ANNOTATION}-", *who, namespace=ns)
             raise CommandError(
                 f"modelversion {name} was NOT approved: the modelhub admission webhook did not seal the request "
                 "(is the operator running with its webhooks enabled?)"
@@ -644,6 +657,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("approve", help="approve ModelVersions (sealed by the admission webhook as you)")
     p.add_argument("names", nargs="+", metavar="NAME", help="ModelVersion name(s)")
     ns_flag(p)
+    p.add_argument("--as", dest="as_user", metavar="USER", help="approve as USER (kubectl impersonation)")
+    p.add_argument("--as-group", action="append", metavar="GROUP", help="impersonated group (repeatable)")
     p.set_defaults(func=_run(cmd_approve))
 
     p = subparsers.add_parser("promote", help="make a version the stable version of its Model")

@@ -1,4 +1,6 @@
-"""Admission webhooks (kopf entry module): sealed approvals, and no resurrection of revoked versions.
+"""Admission webhooks (kopf entry module): sealed approvals (RBAC-authorized, never by the version's creator), and
+no resurrection of revoked versions. Only the API server can call them when MODELHUB_WEBHOOK_CLIENT_CA is set
+(TLS client authentication, see handlers/webhook.py).
 
 They intercept CREATE and UPDATE of ModelVersions and Models only — never DELETE, never a Deployment, so no
 webhook of ours can block a delete or a scale-down. They fail open (failurePolicy Ignore) so a stopped operator
@@ -53,20 +55,28 @@ def _reconciler(memo: kopf.Memo) -> Reconciler | None:
 @kopf.on.mutate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="approval",
                 ignore_failures=IGNORE_FAILURES)
 @_recorded("approval")
-def seal_approval(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+def seal_approval(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, warnings: list[str],
+                  **kwargs: Any) -> None:
+    """Seal the creator at CREATE; turn an approval request at UPDATE into a sealed record when the requester is
+    not the creator and RBAC lets them `approve` (a SubjectAccessReview); else drop it with a Warning."""
     r = _reconciler(memo)
     if r is None:
         raise kopf.AdmissionError("the modelhub operator is starting; try again in a moment", code=503)
     ctx = r.ctx
-    old, userinfo = kwargs.get("old"), kwargs.get("userinfo") or {}
-    digest = ((body.get("spec") or {}).get("artifact") or {}).get("digest", "")
-    changes = approval_domain.admit_annotations(
-        ctx.approval_key, body.metadata.namespace or "", body.metadata.name or "",
-        dict(body.metadata.annotations or {}), dict(((old or {}).get("metadata") or {}).get("annotations") or {}),
-        digest, str(userinfo.get("username", "")), list(userinfo.get("groups") or []), ctx.now_iso(),
-    )
-    for k, v in changes.items():
+    review = approval_domain.Review.of(kwargs.get("operation"), dict(body), kwargs.get("old"),
+                                       kwargs.get("userinfo"), ctx.now_iso())
+    authorization = None
+    if review.asks_approval and approval_domain.refusal_before_authorization(ctx.approval_key, review) is None:
+        who = review.requester
+        allowed, reason = ctx.kube.access_review(
+            who.username, list(who.groups), who.uid, {k: list(v) for k, v in who.extra.items()},
+            namespace=review.subject.namespace, verb=approval_domain.APPROVE_VERB, group=GROUP,
+            resource=approval_domain.APPROVE_RESOURCE, name=review.subject.name)
+        authorization = approval_domain.Authorization(allowed, reason)
+    admission = approval_domain.admit(ctx.approval_key, review, authorization)
+    for k, v in admission.changes.items():
         patch.metadata.setdefault("annotations", {})[k] = v
+    warnings.extend(admission.warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "modelversions", operations=["CREATE", "UPDATE"], id="no-resurrection",

@@ -7,11 +7,18 @@ when it runs with --enable-aggregator-routing, or to the Service's ClusterIP), s
 else. Either way the operator makes its own serving certificate at start (unless one is mounted as tls.crt/tls.key
 in MODELHUB_WEBHOOK_CERT_DIR) and kopf writes that certificate as the caBundle into the configurations it manages,
 so a restart rotates both together, with no cert-manager.
+
+Only the API server may call it: with MODELHUB_WEBHOOK_CLIENT_CA (a PEM file of the CA that signs the client
+certificate the API server presents to webhooks, configured by its --admission-control-config-file), the TLS
+handshake requires a client certificate chained to that CA, so a hand-made AdmissionReview from anyone else never
+reaches a handler. Without it the server accepts any client (a warning at start; use the chart's NetworkPolicy).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +29,13 @@ import kopf
 
 from modelhub.adapters.certs import self_signed
 
+log = logging.getLogger(__name__)
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class WebhookConfigError(kopf.PermanentError):
+    """The webhook server's settings are unusable (e.g. the client CA file is missing); the message says which."""
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,35 @@ class ServiceWebhookServer(kopf.WebhookServer):
             yield service_client_config(dict(config), self.service, self.service_port)
 
 
+def client_verification(client_ca: str | None) -> dict[str, Any]:
+    """The server's client-certificate settings: required and chained to `client_ca`, or none (any client)."""
+    if not client_ca:
+        log.warning("the admission webhook accepts any client: set MODELHUB_WEBHOOK_CLIENT_CA to the CA of the "
+                    "API server's webhook client certificate, or restrict the port with a NetworkPolicy")
+        return {}
+    path = Path(client_ca)
+    try:
+        ssl.create_default_context(purpose=ssl.Purpose.CLIENT_AUTH).load_verify_locations(cafile=str(path))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise WebhookConfigError(
+            f"MODELHUB_WEBHOOK_CLIENT_CA={client_ca}: not a readable PEM CA certificate ({type(exc).__name__})"
+        ) from None
+    return {"verify_mode": ssl.CERT_REQUIRED, "verify_cafile": str(path)}
+
+
 def server(
-    host: str, port: int, *, cert_dir: str | None = None, service_port: int | None = None
+    host: str, port: int, *, cert_dir: str | None = None, service_port: int | None = None,
+    client_ca: str | None = None,
 ) -> kopf.WebhookServer:
     """The webhook server for `host` (MODELHUB_WEBHOOK_HOST) listening on `port` (MODELHUB_WEBHOOK_PORT).
 
     The certificate lives in `cert_dir` (default MODELHUB_WEBHOOK_CERT_DIR, else a new temporary directory); the
-    Service's port defaults to MODELHUB_WEBHOOK_SERVICE_PORT, else 443.
+    Service's port defaults to MODELHUB_WEBHOOK_SERVICE_PORT, else 443. Clients must present a certificate chained
+    to `client_ca` (default MODELHUB_WEBHOOK_CLIENT_CA; unset: any client is served).
     """
+    if client_ca is None:
+        client_ca = os.environ.get("MODELHUB_WEBHOOK_CLIENT_CA") or ""
+    verification = client_verification(client_ca)
     cert_dir = cert_dir or os.environ.get("MODELHUB_WEBHOOK_CERT_DIR") or tempfile.mkdtemp(prefix="modelhub-webhook-")
     if service_port is None:
         service_port = int(os.environ.get("MODELHUB_WEBHOOK_SERVICE_PORT") or 443)
@@ -100,6 +134,7 @@ def server(
         cert, key = self_signed(directory, certificate_hosts(host))
     common: dict[str, Any] = {
         "addr": listen_address(host), "port": port, "host": host, "certfile": str(cert), "pkeyfile": str(key),
+        **verification,
     }
     ref = service_ref(host)
     if ref is None:
