@@ -342,8 +342,6 @@ def test_a_hand_made_admission_review_gets_no_answer_without_the_api_servers_cer
 
 
 # --- a record copied onto a re-created object ----------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="needs handlers/version.py to call approval_domain.unseal_object(key, obj) "
-                   "(the lead's file); remove this marker with that change")
 def test_a_record_copied_onto_a_recreated_object_approves_nothing(env: Env, team: Team,
                                                                    operator_tls: OperatorProcess) -> None:
     publisher = team.add("publisher", "publisher")

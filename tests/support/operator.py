@@ -77,6 +77,11 @@ def start_operator(log_path: Path, *, wait: bool = True, verbose: bool = False, 
     # bundle fetcher refuses both by default (no confused deputy), so the test operator allows exactly those.
     env.setdefault("MODELHUB_BUNDLE_FILE_ROOTS", tempfile.gettempdir())
     env.setdefault("MODELHUB_FETCH_ALLOW_CIDRS", "127.0.0.0/8")
+    # The local control plane presents a client certificate to webhooks (hack/cluster.sh): require it, as the
+    # chart does with webhook.clientCA, so that only the API server gets answers.
+    client_ca = Path(os.environ.get("KUBECONFIG") or "/nonexistent").parent / "webhook-client-ca.crt"
+    if client_ca.is_file():
+        env.setdefault("MODELHUB_WEBHOOK_CLIENT_CA", str(client_ca))
     env.setdefault("MODELHUB_WEBHOOK_PORT", os.environ.get("MODELHUB_WEBHOOK_PORT") or str(free_port()))
     env.setdefault("MODELHUB_METRICS_PORT", os.environ.get("MODELHUB_METRICS_PORT") or str(free_port()))
     url = f"http://127.0.0.1:{health_port}/healthz"

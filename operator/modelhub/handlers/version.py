@@ -164,10 +164,8 @@ class VersionReconciler:
         return result
 
     def approval(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        m = _meta(obj)
-        record = (m.get("annotations") or {}).get(A.APPROVAL)
-        digest = ((obj.get("spec") or {}).get("artifact") or {}).get("digest", "")
-        a = approval_domain.unseal(self.ctx.approval_key, m["namespace"], m["name"], record, digest)
+        """The sealed approval record of this very object (namespace, name, uid, model, version, digest)."""
+        a = approval_domain.unseal_object(self.ctx.approval_key, obj)
         return None if a is None else {"approvedBy": a.by, "approvedAt": a.at, "groups": list(a.groups)}
 
     def covering(self, obj: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
