@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--uri", required=True, help="artifact directory URI (file, pvc, https, s3)")
+    parser.add_argument("--uri", required=True, help="artifact directory URI (file, pvc, https, s3, or oci by digest)")
     parser.add_argument("--digest", required=True, help="pinned subject digest, sha256:<hex>")
     parser.add_argument("--dest", required=True, help="volume directory; the model lands in DEST/model")
     sig = parser.add_mutually_exclusive_group()
