@@ -156,7 +156,7 @@ class FakeKube:
         return True
 
     def serves_resource(self, group_version: str, plural: str) -> bool:
-        self.requests.append(("discover", plural))
+        self.requests.append(("get", f"APIResourceList {group_version}"))
         return f"{group_version}/{plural}" in self.served
 
     def _check_served(self, api_version: str, plural: str) -> None:
