@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from tests.support.harness import Harness
-from tests.support.manifests import model_manifest, revocation_manifest
-from tests.unit.test_handlers import KEY_B, NS, approved, condition, deployments, signed, vname  # noqa: F401
+from tests.support.manifests import Key, Signed, make_model, model_manifest, new_key, revocation_manifest
+from tests.unit.test_handlers import KEY_B, NS, condition, deployments, vname
 from tests.unit.test_handlers import setup as setup_versions
 
 from modelhub.domain.workloads import split_replicas
@@ -20,6 +20,13 @@ from modelhub.vocab import traffic as T
 
 ROUTER = {"parentRefs": [{"name": "public", "namespace": "gateways"}], "hostnames": ["clf.example.com"]}
 HTTPROUTES = f"{T.GATEWAY_API_VERSION}/{T.HTTPROUTE_PLURAL}"
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Key, dict[str, Signed]]:
+    key = new_key()
+    root = tmp_path_factory.mktemp("models")
+    return key, {v: make_model(root, f"m-{v}", key) for v in ("1.0.0", "1.1.0", "1.2.0")}
 
 
 @pytest.fixture
