@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.fakekube import NotFound
 from tests.support.harness import Harness
 from tests.support.manifests import Key, Signed, make_model, model_manifest, new_key, revocation_manifest
 from tests.unit.test_handlers import KEY_B, NS, condition, deployments, vname
@@ -161,3 +162,26 @@ def test_a_model_without_a_router_never_asks_for_the_gateway_api(h: Harness, sig
     h.settle(controllers=h.settle_deployments)
     assert ("get", f"APIResourceList {T.GATEWAY_API_VERSION}") not in h.kube.requests
     assert condition(h.kube.get("Model", NS, "clf"), C.TRAFFIC_ROUTED) == {}
+
+
+def test_a_gateway_api_removed_under_a_live_route_falls_back_to_the_replica_share(h: Harness, signed: Any) -> None:
+    h.kube.served.add(HTTPROUTES)
+    setup_versions(h, signed, stable="1.1.0")
+    with_canary(h, 25)
+    h.settle(controllers=h.settle_deployments)
+    assert weights(h) == [(vname("1.1.0"), 75), (vname("1.2.0"), 25)]
+    h.kube.served.clear()  # the CRDs are deleted (with every HTTPRoute)
+    h.kube.objects.pop(("HTTPRoute", NS, "clf"))
+    h.reconciler.models.gateway_discovery_every = 3600.0
+    with_canary(h, 50)
+    h.deliver_all()
+    with pytest.raises(NotFound):  # the write that finds the API gone fails (the queue retries it)
+        h.run(("Model", NS, "clf"))
+    h.run(("Model", NS, "clf"))
+    h.settle(controllers=h.settle_deployments)
+    model = h.kube.get("Model", NS, "clf")
+    assert model["status"]["traffic"]["mode"] == T.MODE_REPLICAS
+    assert condition(model, C.TRAFFIC_ROUTED)["reason"] == R.GATEWAY_API_UNAVAILABLE
+    assert {n: d["spec"]["replicas"] for n, d in deployments(h).items()} == dict(
+        zip([vname("1.1.0"), vname("1.2.0")], split_replicas(4, 50), strict=True))
+    assert set(services(h)) == {"clf"}

@@ -110,6 +110,7 @@ class ModelReconciler:
         except Exception as exc:
             if getattr(exc, "status", None) == 404 and '"kind":"namespaces"' not in str(getattr(exc, "body", "")):
                 self.gateway_api_gone()  # the CRD went away since discovery: the next reconcile shares replicas
+                self.ctx.cache.drop(T.HTTPROUTE_KIND, ns, name)
             raise
         self.route_generation[key] = int((result.get("metadata") or {}).get("generation") or 0)
         if result.get("metadata"):
@@ -155,7 +156,7 @@ class ModelReconciler:
             spec_error = str(exc)
         wants_router = traffic.router_spec(model) is not None
         route_live = ctx.cache.get(T.HTTPROUTE_KIND, namespace, name)
-        gateway_api = (wants_router or route_live is not None) and (route_live is not None or await self.gateway_api())
+        gateway_api = (wants_router or route_live is not None) and await self.gateway_api()
         # decide
         plan = plan_model(
             model, versions, live=live,
