@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,10 +187,13 @@ def test_a_revoked_canary_drops_out_of_the_route_at_once(gateway_crds_path: Path
     wait_weights(env.ns, [(stable, 70), (canary, 30)], timeout=DISCOVER)
 
     name = unique("canary-bad")
+    start = time.monotonic()
     apply({"apiVersion": "modelhub.dev/v1alpha1", "kind": "Revocation", "metadata": {"name": name},
            "spec": {"reason": "bad canary", "match": {"digests": [env.signed[canary].digest]}}})
     try:
         wait_weights(env.ns, [(stable, 100)], timeout=WAIT)
+        # A figure, not an assertion (timing belongs in benchmarks): Revocation applied -> canary out of the route.
+        print(f"\n[canary-routes] revoked canary left the HTTPRoute {time.monotonic() - start:.1f}s after kubectl apply")
         wait_for(lambda: get("service", canary, env.ns) is None, WAIT, what=f"Service {canary} deleted")
         st = model_status(env.ns, "clf")
         assert [(b["service"], b["weight"]) for b in st["traffic"]["backends"]] == [(stable, 100)]

@@ -343,6 +343,10 @@ class Model(Resource):
         printer_columns=(
             PrinterColumn("Stable", ".status.stableVersion", description="The stable version being served."),
             PrinterColumn("Canary", ".status.canaryVersion", description="The canary version being served."),
+            PrinterColumn("Weight", ".status.canaryWeight", type="integer",
+                          description="The canary weight applied (percent)."),
+            PrinterColumn("Traffic", ".status.traffic.mode",
+                          description="How the canary weight is split: HTTPRoute (requests) or Replicas."),
             condition_column("Ready", C.READY),
             AGE_COLUMN,
         ),
