@@ -185,3 +185,19 @@ def test_a_gateway_api_removed_under_a_live_route_falls_back_to_the_replica_shar
     assert {n: d["spec"]["replicas"] for n, d in deployments(h).items()} == dict(
         zip([vname("1.1.0"), vname("1.2.0")], split_replicas(4, 50), strict=True))
     assert set(services(h)) == {"clf"}
+
+
+def test_a_removed_gateway_api_is_noticed_by_the_models_periodic_look(h: Harness, signed: Any) -> None:
+    h.kube.served.add(HTTPROUTES)
+    setup_versions(h, signed, stable="1.1.0")
+    with_canary(h, 25)
+    h.settle(controllers=h.settle_deployments)
+    h.kube.served.clear()
+    h.kube.objects.pop(("HTTPRoute", NS, "clf"))  # no watch event: the CRD's deletion took the route along
+    h.reconciler.models.gateway_confirm_every = 0.0
+    h.run(("Model", NS, "clf"))  # the periodic look (every model_plan.GATEWAY_RECHECK seconds)
+    h.settle(controllers=h.settle_deployments)
+    model = h.kube.get("Model", NS, "clf")
+    assert model["status"]["traffic"]["mode"] == T.MODE_REPLICAS
+    assert condition(model, C.TRAFFIC_ROUTED)["reason"] == R.GATEWAY_API_UNAVAILABLE
+    assert h.ctx.cache.get("HTTPRoute", NS, "clf") is None and set(services(h)) == {"clf"}

@@ -39,7 +39,7 @@ from modelhub.vocab import labels as L
 from modelhub.vocab import reasons as R
 from modelhub.vocab import traffic as T
 
-# A Model that asks for a router the cluster does not serve: look for the HTTPRoute API again this often.
+# A Model that asks for a router: look again this often, for the HTTPRoute API appearing (or going).
 GATEWAY_RECHECK = 30.0
 
 
@@ -232,7 +232,7 @@ def plan_model(
                     if model_changed or _workload_lags(v, live_by_name.get(_meta(v)["name"])))
     settle = requeue.WORKLOAD_SETTLING if handover.handing_over or any(
         s["readyReplicas"] < s["replicas"] for s in serving) else None
-    if router is not None and not gateway_api:
+    if router is not None:  # the Gateway API may appear (or go): look again now and then
         settle = requeue.soonest(settle, GATEWAY_RECHECK)
     return ModelPlan(
         deletes=handover.delete, writes=tuple(writes), service=service, status=status,

@@ -56,14 +56,16 @@ class RouterPort(Protocol):
     def serves_resource(self, group_version: str, plural: str) -> bool: ...
 
 
-# While the HTTPRoute API is not served, discovery asks again at most this often (seconds).
+# While the HTTPRoute API is not served, discovery asks again at most this often (seconds); while it is, this often.
 GATEWAY_DISCOVERY_EVERY = 10.0
+GATEWAY_CONFIRM_EVERY = 60.0
 
 
 class ModelReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.gateway_discovery_every = GATEWAY_DISCOVERY_EVERY
+        self.gateway_confirm_every = GATEWAY_CONFIRM_EVERY
         self._gateway_api = False
         self._gateway_checked: float | None = None
         # HTTPRoute generations we wrote last, by (namespace, name): a higher live one is someone else's edit.
@@ -75,20 +77,23 @@ class ModelReconciler:
 
     async def gateway_api(self) -> bool:
         """Whether the cluster serves HTTPRoutes (gateway.networking.k8s.io/v1): discovered on first need, asked
-        again every `gateway_discovery_every` seconds while it is not (the CRDs may be installed later)."""
-        if self._gateway_api:
-            return True
+        again every `gateway_discovery_every` seconds while it is not (the CRDs may be installed later), and every
+        `gateway_confirm_every` seconds while it is (they may be removed: then the replica share takes over)."""
         now = time.monotonic()
-        if self._gateway_checked is not None and now - self._gateway_checked < self.gateway_discovery_every:
-            return False
-        self._gateway_checked = now
+        every = self.gateway_confirm_every if self._gateway_api else self.gateway_discovery_every
+        if self._gateway_checked is not None and now - self._gateway_checked < every:
+            return self._gateway_api
+        self._gateway_checked, was = now, self._gateway_api
         try:
             self._gateway_api = bool(await self.ctx.io(self._router_kube.serves_resource, T.GATEWAY_API_VERSION,
                                                        T.HTTPROUTE_PLURAL))
-        except Exception as exc:  # noqa: BLE001 - discovery is retried; meanwhile the replica share holds
+        except Exception as exc:  # noqa: BLE001 - discovery is retried; meanwhile what was found last holds
             log.warning("discovery of %s %s failed: %s", T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL, exc)
-            return False
-        if self._gateway_api:
+            return self._gateway_api
+        if was and not self._gateway_api:
+            log.warning("the cluster no longer serves %s %s: canary weights are replica shares again",
+                        T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL)
+        if self._gateway_api and not was:
             log.info("the cluster serves %s %s: Models with a router get weighted HTTPRoutes",
                      T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL)
         return self._gateway_api
