@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
 N ?= 100
 
-.PHONY: dev tools prometheus crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint image install real-node-deps \
+.PHONY: dev tools prometheus gateway-api crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint image install real-node-deps \
         bench-verify bench-rollout bench-revocation fuzz clean
 
 $(BIN)/python:
@@ -21,6 +21,9 @@ dev: $(VENV)/.installed ## virtualenv with the operator and the test tools
 
 tools: ## build the pinned control-plane binaries into $(MODELHUB_CACHE)/bin (once per version)
 	hack/build-tools.sh etcd kube kwok helm registry oras
+
+gateway-api: ## the Gateway API CRDs (from the Go module sigs.k8s.io/gateway-api) into $(MODELHUB_CACHE)/gateway-api
+	hack/gateway-api-crds.sh
 
 prometheus: ## Debian's prometheus package: promtool and a server for the alert, dashboard and scrape tests
 	hack/install-prometheus.sh
@@ -47,7 +50,7 @@ image: real-node-deps ## build localhost/modelhub:dev and localhost/modelhub-mod
 install: ## helm install the chart with the dev image into the cluster of KUBECONFIG (default: the local control plane)
 	hack/install.sh
 
-test: dev tools prometheus image ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
+test: dev tools prometheus gateway-api image ## every test: unit, then e2e on the local control plane (brought up and down if none runs)
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/unit tests/e2e
 
 test-unit: dev prometheus
@@ -56,7 +59,7 @@ test-unit: dev prometheus
 fuzz: dev ## property-based fuzzing of bundles and admission: 10,000+ examples per property (HYPOTHESIS_PROFILE=fuzz)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -ra -p no:cacheprovider tests/unit/test_fuzz.py
 
-test-e2e: dev tools prometheus image
+test-e2e: dev tools prometheus gateway-api image
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e
 
 demo: dev tools ## cluster up, CRDs, operator, sign -> verify -> roll out -> revoke

@@ -171,7 +171,7 @@ def test_printer_columns_and_short_names(ns: str):
     header = kubectl("get", "mv", "-n", ns).stdout.splitlines()[0].split()
     assert header == ["NAME", "MODEL", "VERSION", "VERIFIED", "APPROVED", "READY", "REPLICAS", "AGE"]
     header = kubectl("get", "mdl", "-n", ns).stdout.splitlines()[0].split()
-    assert header == ["NAME", "STABLE", "CANARY", "READY", "AGE"]
+    assert header == ["NAME", "STABLE", "CANARY", "WEIGHT", "TRAFFIC", "READY", "AGE"]
     names = kubectl("get", "modelhub", "-n", ns, "-o", "name").stdout.split()
     assert "model.modelhub.dev/sentiment" in names
     assert "modelversion.modelhub.dev/sentiment-1-4-2" in names

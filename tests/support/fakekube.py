@@ -15,6 +15,16 @@ from typing import Any
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
+class NotFound(Exception):
+    """A 404 from the API server, as the real client raises it (status, body)."""
+
+    status = 404
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.body = message
+
+
 @dataclass
 class WatchEvent:
     type: str
@@ -32,6 +42,7 @@ class FakeKube:
     rejected: dict[str, str] = field(default_factory=dict)  # namespace -> the loader's refusal in its pods
     # (user, verb, namespace) the fake authorizer allows: an in-memory stand-in for RBAC's SubjectAccessReview.
     allowed: set[tuple[str, str, str]] = field(default_factory=set)
+    served: set[str] = field(default_factory=set)  # "group/version/plural" of CRDs installed (e.g. HTTPRoutes)
     _rv: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # --- the test's side --------------------------------------------------------------------------------
@@ -136,6 +147,30 @@ class FakeKube:
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         return copy.deepcopy(self._write(obj, "replace"))
+
+    def apply_object(self, obj: dict[str, Any], plural: str) -> dict[str, Any]:
+        self._check_served(obj["apiVersion"], plural)
+        return copy.deepcopy(self._write(obj, "apply"))
+
+    def replace_object(self, obj: dict[str, Any], plural: str) -> dict[str, Any]:
+        self._check_served(obj["apiVersion"], plural)
+        return copy.deepcopy(self._write(obj, "replace"))
+
+    def delete_object(self, api_version: str, plural: str, namespace: str, name: str) -> bool:
+        kind = {"services": "Service", "httproutes": "HTTPRoute"}[plural]
+        self.requests.append(("delete", kind))
+        if (kind, namespace, name) not in self.objects:
+            return False
+        self.remove(kind, namespace, name)
+        return True
+
+    def serves_resource(self, group_version: str, plural: str) -> bool:
+        self.requests.append(("get", f"APIResourceList {group_version}"))
+        return f"{group_version}/{plural}" in self.served
+
+    def _check_served(self, api_version: str, plural: str) -> None:
+        if api_version != "v1" and f"{api_version}/{plural}" not in self.served:
+            raise NotFound(f"the server could not find the requested resource ({plural}.{api_version})")
 
     def delete_deployment(self, namespace: str, name: str, *, grace_seconds: int | None = 0) -> bool:
         self.requests.append(("delete", "Deployment"))

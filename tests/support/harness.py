@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from modelhub.domain.teardown import WORKLOAD_KINDS
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.reconciler import Reconciler
 from modelhub.handlers.runtime import Key
+from modelhub.handlers.watches import on_httproute
 from tests.support.fakekube import FakeKube, WatchEvent
 
 
@@ -110,7 +112,8 @@ class Harness:
     def deliver(self, event: WatchEvent) -> None:
         route = {"Model": self.reconciler.router.on_model, "ModelVersion": self.reconciler.router.on_version,
                  "Revocation": self.reconciler.router.on_revocation, "Deployment": self.reconciler.router.on_deployment,
-                 "Service": self.reconciler.router.on_service, "ConfigMap": self.reconciler.router.on_configmap}
+                 "Service": self.reconciler.router.on_service, "ConfigMap": self.reconciler.router.on_configmap,
+                 "HTTPRoute": functools.partial(on_httproute, self.reconciler.router)}
         async def on_loop() -> None:  # routing runs on the event loop, as in the operator
             fn = route.get(event.kind)
             if fn is not None:

@@ -265,7 +265,8 @@ def test_free_form_objects_preserve_unknown_fields():
 @pytest.mark.parametrize(
     ("file", "kind", "scope", "short", "columns"),
     [
-        ("models.modelhub.dev.yaml", "Model", "Namespaced", "mdl", ["Stable", "Canary", "Ready", "Age"]),
+        ("models.modelhub.dev.yaml", "Model", "Namespaced", "mdl",
+         ["Stable", "Canary", "Weight", "Traffic", "Ready", "Age"]),
         (
             "modelversions.modelhub.dev.yaml",
             "ModelVersion",

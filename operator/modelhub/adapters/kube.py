@@ -291,6 +291,53 @@ class Kube:
             return False, f"the authorization check failed: {type(exc).__name__}"
         return bool(status.get("allowed")) and not status.get("denied"), str(status.get("reason") or "")[:200]
 
+    # --- any namespaced object by apiVersion and plural (the traffic router's HTTPRoute and Services) ----------
+    @staticmethod
+    def object_path(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        base = f"{prefix}/namespaces/{namespace}/{plural}"
+        return f"{base}/{name}" if name else base
+
+    def apply_object(self, obj: dict[str, Any], plural: str) -> dict[str, Any]:
+        """Server-side apply of any namespaced object with our field manager, forcing ownership of our fields."""
+        path = self.object_path(obj["apiVersion"], plural, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        return self.request("PATCH", path, body=obj, query=[("fieldManager", COMPONENT), ("force", "true")],
+                            content_type="application/apply-patch+yaml")
+
+    def replace_object(self, obj: dict[str, Any], plural: str) -> dict[str, Any]:
+        """Put the whole object back (drift correction of what someone else edited); create it if absent."""
+        path = self.object_path(obj["apiVersion"], plural, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        try:
+            live = self.request("GET", path)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return self.apply_object(obj, plural)
+        body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}}
+        return self.request("PUT", path, body=body)
+
+    def delete_object(self, api_version: str, plural: str, namespace: str, name: str) -> bool:
+        """Delete a namespaced object (dependents in the background); False when it (or its API) is gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            self.request("DELETE", self.object_path(api_version, plural, namespace, name), body=body)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def serves_resource(self, group_version: str, plural: str) -> bool:
+        """Whether the API server serves a resource of a group/version (e.g. httproutes of
+        gateway.networking.k8s.io/v1: its CRD is installed and established)."""
+        try:
+            out = self.request("GET", f"/apis/{group_version}")
+        except ApiException as exc:
+            if exc.status in (404, 503):
+                return False
+            raise
+        return any(r.get("name") == plural for r in out.get("resources") or [] if isinstance(r, dict))
+
     # --- leader election ---------------------------------------------------------------------------------------
     def _lease_path(self, namespace: str, name: str | None = None) -> str:
         base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -127,8 +127,56 @@ class Canary(SpecModel):
     weight: int = Field(
         ge=0,
         le=100,
-        description="Percentage (0-100) of spec.serving.replicas that run the canary; the one Service spreads "
-        "traffic over all ready replicas, so this is also roughly its share of requests.",
+        description="Percentage (0-100) of requests for the canary. With spec.promotion.trafficRouting (and "
+        "its API served), the HTTPRoute's backend weights are 100-weight (stable) and weight (canary); otherwise "
+        "it is the share of spec.serving.replicas that run the canary behind the one Service.",
+    )
+
+
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+PATH_PREFIX_PATTERN = r"^/[^\s?#]*$"
+
+
+class ParentRef(SpecModel):
+    """A Gateway (or a listener of one: sectionName) the HTTPRoute attaches to, as a Gateway API parentRef."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway.")
+    namespace: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=DNS1123_LABEL_PATTERN,
+        description="Namespace of the Gateway; the Model's namespace when omitted (another namespace's Gateway "
+        "must allow routes from this one).",
+    )
+    section_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN,
+        description="The listener of the Gateway to attach to; every listener that allows it when omitted.",
+    )
+    port: int | None = Field(default=None, ge=1, le=65535, description="The listener port to attach to.")
+
+
+class HTTPRouteRouting(SpecModel):
+    """Split requests by weight through one Gateway API HTTPRoute (gateway.networking.k8s.io/v1) named after
+    the Model, whose backends are one Service per served version."""
+
+    parent_refs: list[ParentRef] = Field(
+        min_length=1, max_length=32, description="The Gateways the HTTPRoute attaches to."
+    )
+    hostnames: list[Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]] = Field(
+        default_factory=list, max_length=16,
+        description="Host names the route matches (Gateway API hostnames; a leading '*.' is a wildcard); "
+        "every host the Gateway serves when empty.",
+    )
+    path_prefix: str = Field(
+        default="/", min_length=1, max_length=1024, pattern=PATH_PREFIX_PATTERN,
+        description="The path prefix the route matches (PathPrefix).",
+    )
+
+
+class TrafficRouting(SpecModel):
+    """How requests are split between the stable and the canary version. Without it (or while the router's
+    API is not served by the cluster) the canary weight is a share of replicas behind the one Service."""
+
+    http_route: HTTPRouteRouting | None = Field(
+        default=None, description="Weighted split through a Gateway API HTTPRoute."
     )
 
 
@@ -156,6 +204,11 @@ class Promotion(SpecModel):
     )
     canary: Canary | None = Field(
         default=None, description="Optional canary: another version that receives a share of the replicas."
+    )
+    traffic_routing: TrafficRouting | None = Field(
+        default=None,
+        description="Optional traffic router: split requests by canary weight through a Gateway API HTTPRoute "
+        "instead of by replicas.",
     )
     on_revocation: Literal["rollback", "none"] = Field(
         default="rollback",
@@ -219,10 +272,34 @@ class PromotionRecord(StatusModel):
     )
 
 
+class TrafficBackend(StatusModel):
+    """One backend of the traffic split as applied."""
+
+    service: str = Field(max_length=253, description="The Service of this version (a backendRef of the route).")
+    version: str = Field(max_length=SEMVER_MAX, description="The version its pods serve.")
+    role: Literal["stable", "canary", "previous"] = Field(
+        description="stable, canary, or previous: a version handing over to its successor until that is ready."
+    )
+    weight: int = Field(ge=0, le=100, description="The backend weight applied (percent of requests).")
+
+
+class TrafficStatus(StatusModel):
+    """Which traffic mode is in force and the weights actually applied."""
+
+    mode: Literal["HTTPRoute", "Replicas"] = Field(
+        description="HTTPRoute: requests are split by the backend weights of the HTTPRoute. Replicas: the "
+        "canary weight is a share of replicas behind the Model's Service (no router requested, or its API is "
+        "not served)."
+    )
+    backends: list[TrafficBackend] = Field(
+        default_factory=list, max_length=8, description="The route's backends and their weights (HTTPRoute mode)."
+    )
+
+
 class ModelStatus(StatusModel):
     """The observed state of a Model, written by the operator."""
 
-    conditions: list[Condition] = conditions_field("Ready, Progressing")
+    conditions: list[Condition] = conditions_field("Ready, Progressing, TrafficRouted")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation this status was computed from."
     )
@@ -237,6 +314,9 @@ class ModelStatus(StatusModel):
     )
     serving: list[ServedVersion] = Field(
         default_factory=list, max_length=16, description="Versions with a workload, and their replicas."
+    )
+    traffic: TrafficStatus | None = Field(
+        default=None, description="The traffic mode in force (HTTPRoute or Replicas) and the applied weights."
     )
     versions: VersionCounts | None = Field(default=None, description="Counts of this Model's versions by state.")
     history: list[PromotionRecord] = Field(
@@ -263,6 +343,10 @@ class Model(Resource):
         printer_columns=(
             PrinterColumn("Stable", ".status.stableVersion", description="The stable version being served."),
             PrinterColumn("Canary", ".status.canaryVersion", description="The canary version being served."),
+            PrinterColumn("Weight", ".status.canaryWeight", type="integer",
+                          description="The canary weight applied (percent)."),
+            PrinterColumn("Traffic", ".status.traffic.mode",
+                          description="How the canary weight is split: HTTPRoute (requests) or Replicas."),
             condition_column("Ready", C.READY),
             AGE_COLUMN,
         ),
@@ -294,13 +378,18 @@ class Model(Resource):
 
 __all__ = [
     "Canary",
+    "HTTPRouteRouting",
     "Model",
     "ModelCard",
     "ModelSpec",
     "ModelStatus",
+    "ParentRef",
     "Promotion",
     "PromotionRecord",
     "ServedVersion",
+    "TrafficBackend",
+    "TrafficRouting",
+    "TrafficStatus",
     "Trust",
     "TrustedCertificateAuthority",
     "TrustedKey",

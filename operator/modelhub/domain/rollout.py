@@ -20,6 +20,7 @@ Events worth emitting for what changed.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,13 +272,15 @@ def _replica_text(n: int) -> str:
 
 
 # --- the plan ---------------------------------------------------------------------------------------------
-def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str) -> RolloutPlan:
+def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str,
+                 split: Callable[[int, int], tuple[int, int]] = split_replicas) -> RolloutPlan:
     """The rollout of ``model`` given every ModelVersion it may use (others in ``versions`` are ignored).
 
     Pure: the result depends only on the arguments (``now`` is the RFC 3339 time stamped on conditions and
     history). See the module docstring for the degradation rules; replicas: the stable version's effective
     ``serving.replicas`` (Model default, version override), split with
-    :func:`~modelhub.domain.workloads.split_replicas` when an eligible canary has a weight above 0.
+    :func:`~modelhub.domain.workloads.split_replicas` when an eligible canary has a weight above 0 (``split``:
+    another rule, e.g. the one of a traffic router, which splits requests rather than replicas).
     """
     meta, spec, status = _meta(model), _spec(model), _status(model)
     model_name = meta.get("name")
@@ -372,7 +375,7 @@ def plan_rollout(model: dict[str, Any], versions: list[dict[str, Any]], now: str
         else:
             total = 1
         if canary_mv is not None:
-            stable_replicas, canary_replicas = split_replicas(total, canary_weight)
+            stable_replicas, canary_replicas = split(total, canary_weight)
         else:
             stable_replicas = total
         workloads.append(

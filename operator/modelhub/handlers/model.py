@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from modelhub.adapters import metrics
 from modelhub.api import types as api
-from modelhub.domain import requeue
+from modelhub.domain import requeue, traffic
 from modelhub.domain.deployments import Write
 from modelhub.domain.model_plan import DeploymentWrite, overlay_revocations, plan_model
 from modelhub.domain.verdicts import overlay_verdicts
 from modelhub.handlers.context import Context
 from modelhub.handlers.status import write_status
+from modelhub.vocab import traffic as T
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,69 @@ class _InNamespace(Mapping[str, int]):
         return sum(1 for _ in self)
 
 
+# While the HTTPRoute API is not served, discovery asks again at most this often (seconds); while it is, this often.
+GATEWAY_DISCOVERY_EVERY = 10.0
+GATEWAY_CONFIRM_EVERY = 60.0
+
+
 class ModelReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.gateway_discovery_every = GATEWAY_DISCOVERY_EVERY
+        self.gateway_confirm_every = GATEWAY_CONFIRM_EVERY
+        self._gateway_api = False
+        self._gateway_checked: float | None = None
+        # HTTPRoute generations we wrote last, by (namespace, name): a higher live one is someone else's edit.
+        self.route_generation: dict[tuple[str, str], int] = {}
+
+    async def gateway_api(self) -> bool:
+        """Whether the cluster serves HTTPRoutes (gateway.networking.k8s.io/v1): discovered on first need, asked
+        again every `gateway_discovery_every` seconds while it is not (the CRDs may be installed later), and every
+        `gateway_confirm_every` seconds while it is (they may be removed: then the replica share takes over)."""
+        now = time.monotonic()
+        every = self.gateway_confirm_every if self._gateway_api else self.gateway_discovery_every
+        if self._gateway_checked is not None and now - self._gateway_checked < every:
+            return self._gateway_api
+        self._gateway_checked, was = now, self._gateway_api
+        try:
+            self._gateway_api = bool(await self.ctx.io(self.ctx.kube.serves_resource, T.GATEWAY_API_VERSION,
+                                                       T.HTTPROUTE_PLURAL))
+        except Exception as exc:  # noqa: BLE001 - discovery is retried; meanwhile what was found last holds
+            log.warning("discovery of %s %s failed: %s", T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL, exc)
+            return self._gateway_api
+        if was and not self._gateway_api:
+            log.warning("the cluster no longer serves %s %s: canary weights are replica shares again",
+                        T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL)
+        if self._gateway_api and not was:
+            log.info("the cluster serves %s %s: Models with a router get weighted HTTPRoutes",
+                     T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL)
+        return self._gateway_api
+
+    def gateway_api_gone(self) -> None:
+        self._gateway_api, self._gateway_checked = False, time.monotonic()
+
+    async def _write_route(self, w: DeploymentWrite) -> None:
+        ns, name = w.desired["metadata"]["namespace"], w.desired["metadata"]["name"]
+        key = (ns, name)
+        if w.write is Write.SKIP:
+            if w.adopt_generation is not None:
+                self.route_generation.setdefault(key, w.adopt_generation)
+            return
+        kube = self.ctx.kube
+        fn = kube.replace_object if w.write is Write.REPLACE else kube.apply_object
+        try:
+            result = await self.ctx.io(fn, w.desired, T.HTTPROUTE_PLURAL)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404 and '"kind":"namespaces"' not in str(getattr(exc, "body", "")):
+                self.gateway_api_gone()  # the CRD went away since discovery: the next reconcile shares replicas
+                self.ctx.cache.drop(T.HTTPROUTE_KIND, ns, name)
+            raise
+        self.route_generation[key] = int((result.get("metadata") or {}).get("generation") or 0)
+        if result.get("metadata"):
+            self.ctx.cache.put(T.HTTPROUTE_KIND, {"kind": T.HTTPROUTE_KIND, "apiVersion": T.GATEWAY_API_VERSION,
+                                                  **result})
+        if w.write is Write.REPLACE:
+            log.info("restored HTTPRoute %s/%s edited outside modelhub", ns, name)
 
     async def _write_deployment(self, w: DeploymentWrite) -> None:
         ns, name = w.desired["metadata"]["namespace"], w.desired["metadata"]["name"]
@@ -63,6 +125,11 @@ class ModelReconciler:
             self.ctx.cache.put("Deployment", {"kind": "Deployment", "apiVersion": "apps/v1", **result})
         if w.write is Write.REPLACE:
             log.info("restored Deployment %s/%s edited outside modelhub", ns, name)
+
+    async def _apply_service(self, svc: dict[str, Any]) -> None:
+        result = await self.ctx.io(self.ctx.kube.apply, svc)
+        if isinstance(result, dict) and result.get("metadata"):
+            self.ctx.cache.put("Service", {"kind": "Service", "apiVersion": "v1", **result})
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         ctx = self.ctx
@@ -84,6 +151,9 @@ class ModelReconciler:
             spec_error = None
         except api.InvalidResource as exc:
             spec_error = str(exc)
+        wants_router = traffic.router_spec(model) is not None
+        route_live = ctx.cache.get(T.HTTPROUTE_KIND, namespace, name)
+        gateway_api = (wants_router or route_live is not None) and await self.gateway_api()
         # decide
         plan = plan_model(
             model, versions, live=live,
@@ -92,6 +162,8 @@ class ModelReconciler:
             service_cached=ctx.cache.get("Service", namespace, name) is not None,
             loader_image=ctx.settings.loader_image, cpu_node_selector=ctx.settings.cpu_node_selector,
             now=now, spec_error=spec_error, loader_limits=ctx.settings.loader_limits,
+            gateway_api=gateway_api, route_live=route_live, route_recorded=self.route_generation.get((namespace, name)),
+            cached_service=lambda svc: ctx.cache.get("Service", namespace, svc),
         )
         # write
         try:
@@ -106,6 +178,18 @@ class ModelReconciler:
                     for w in plan.writes:  # so that the retry writes them, and this Service, again
                         ctx.applied_generation.pop((namespace, w.desired["metadata"]["name"]), None)
                     raise
+            # The router: Services before the route that names them; stale Services after it no longer does.
+            await asyncio.gather(*(self._apply_service(svc) for svc in plan.version_services))
+            if plan.route is not None:
+                await self._write_route(plan.route)
+            elif plan.route_delete:
+                await ctx.io(self.ctx.kube.delete_object, T.GATEWAY_API_VERSION, T.HTTPROUTE_PLURAL,
+                             namespace, name)
+                ctx.cache.drop(T.HTTPROUTE_KIND, namespace, name)
+                self.route_generation.pop((namespace, name), None)
+            for svc_name in plan.service_deletes:
+                await ctx.io(self.ctx.kube.delete_object, "v1", "services", namespace, svc_name)
+                ctx.cache.drop("Service", namespace, svc_name)
         except Exception as exc:
             if _namespace_terminating(exc):
                 log.debug("Model %s/%s: its namespace is being deleted, nothing to roll out", namespace, name)

@@ -1,7 +1,8 @@
 """The watches kopf cannot make: selectors sent to the API server, and ConfigMaps only where referenced.
 
 Deployments (label `modelhub.dev/serves-artifact=true`) and our Services (`app.kubernetes.io/managed-by=
-modelhub`) are watched cluster-wide with their label selector; ConfigMaps only in the namespaces where a Model's
+modelhub`) are watched cluster-wide with their label selector, and so are our HTTPRoutes once the cluster serves
+the Gateway API (discovered, as optional workload kinds are); ConfigMaps only in the namespaces where a Model's
 keyring or a ModelVersion's bundle names one, so the ConfigMaps of unrelated namespaces cost nothing. Events hop
 from each watch's thread onto the event loop, in order.
 """
@@ -19,8 +20,18 @@ from typing import Any
 from modelhub.adapters.kube import OPTIONAL_KINDS, WORKLOAD_KINDS, Kube, Reflector
 from modelhub.handlers.routing import Router
 from modelhub.vocab import labels as L
+from modelhub.vocab import traffic as T
 
 log = logging.getLogger(__name__)
+
+
+def on_httproute(router: Router, event_type: str | None, obj: dict[str, Any]) -> None:
+    """One of our HTTPRoutes changed (edited by hand, or deleted): its Model's reconcile puts it back."""
+    router.record(T.HTTPROUTE_KIND, event_type, obj)
+    m = obj.get("metadata") or {}
+    model = (m.get("labels") or {}).get(L.MODEL)
+    if model and m.get("namespace"):
+        router.ctx.enqueue("Model", m["namespace"], model)
 
 
 class Watches:
@@ -80,7 +91,8 @@ class Watches:
             if kind != "Deployment" and kind not in OPTIONAL_KINDS:
                 self._fixed.append(self._workload(kind))
         self._tasks = [asyncio.create_task(self._follow_configmap_namespaces()),
-                       asyncio.create_task(self._discover_optional_kinds())]
+                       asyncio.create_task(self._discover_optional_kinds()),
+                       asyncio.create_task(self._discover_httproutes())]
 
     async def _discover_optional_kinds(self, every: float = 10.0) -> None:
         """Kinds of CRDs that may be installed later (KServe's InferenceService): watched once they appear."""
@@ -96,6 +108,24 @@ class Watches:
                     log.info("watching %s (its API is served)", kind)
                     self._fixed.append(self._workload(kind))
                     missing.discard(kind)
+            await asyncio.sleep(every)
+
+    async def _discover_httproutes(self, every: float = 10.0) -> None:
+        """Our HTTPRoutes (label app.kubernetes.io/managed-by=modelhub), watched once the Gateway API is served."""
+        while True:
+            try:
+                present = await asyncio.to_thread(self._kube.serves_resource, T.GATEWAY_API_VERSION,
+                                                  T.HTTPROUTE_PLURAL)
+            except Exception as exc:  # noqa: BLE001 - try again later
+                log.debug("discovery of %s failed: %s", T.HTTPROUTE_PLURAL, exc)
+                present = False
+            if present:
+                log.info("watching %s (the Gateway API is served)", T.HTTPROUTE_PLURAL)
+                self._fixed.append(Reflector(
+                    self._kube, kind=T.HTTPROUTE_KIND, api_version=T.GATEWAY_API_VERSION,
+                    path=f"/apis/{T.GATEWAY_API_VERSION}/{T.HTTPROUTE_PLURAL}", label_selector=L.MANAGED_SELECTOR,
+                    on_event=self._to_loop(functools.partial(on_httproute, self._router))).start())
+                return
             await asyncio.sleep(every)
 
     async def _follow_configmap_namespaces(self, every: float = 1.0) -> None:

@@ -15,11 +15,12 @@ AVAILABLE = "Available"
 READY = "Ready"  # also on the Model
 # Model
 PROGRESSING = "Progressing"
+TRAFFIC_ROUTED = "TrafficRouted"  # only while spec.promotion.trafficRouting asks for a router
 # Revocation
 ENFORCED = "Enforced"
 
 VERSION_TYPES: tuple[str, ...] = (SIGNATURE_VERIFIED, APPROVED, REVOKED, AVAILABLE, READY)
-MODEL_TYPES: tuple[str, ...] = (READY, PROGRESSING)
+MODEL_TYPES: tuple[str, ...] = (READY, PROGRESSING, TRAFFIC_ROUTED)
 REVOCATION_TYPES: tuple[str, ...] = (ENFORCED,)
 
 # Kubernetes Event types.

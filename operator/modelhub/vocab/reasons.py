@@ -54,6 +54,10 @@ NO_STABLE = "NoStable"
 SAME_AS_STABLE = "SameAsStable"
 ZERO_WEIGHT = "ZeroWeight"
 INVALID_WEIGHT = "InvalidWeight"
+# Model TrafficRouted (and Events)
+ROUTE_APPLIED = "RouteApplied"
+GATEWAY_API_UNAVAILABLE = "GatewayAPIUnavailable"  # the HTTPRoute API is not served: replica share instead
+TRAFFIC_SHIFTED = "TrafficShifted"  # Event: the applied backend weights changed
 # Model history entries and Events
 PROMOTED = "Promoted"
 ROLLED_BACK = "RolledBack"
