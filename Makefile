@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 dev: $(VENV)/.installed ## virtualenv with the operator and the test tools
 
 tools: ## build the pinned control-plane binaries into $(MODELHUB_CACHE)/bin (once per version)
-	hack/build-tools.sh etcd kube kwok helm registry oras
+	hack/build-tools.sh etcd kube kwok helm registry oras controller-gen
 
 gateway-api: ## the Gateway API CRDs (from the Go module sigs.k8s.io/gateway-api) into $(MODELHUB_CACHE)/gateway-api
 	hack/gateway-api-crds.sh

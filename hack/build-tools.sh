@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane tools from the Go module proxy into a cache outside the repo.
 # Each tool lands in $MODELHUB_CACHE/bin/<tool>-<version>; an existing binary is never rebuilt.
-# Usage: hack/build-tools.sh [tool ...]   (default: etcd kube kwok helm registry oras)
+# Usage: hack/build-tools.sh [tool ...]   (default: etcd kube kwok helm registry oras controller-gen)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -107,8 +107,10 @@ build_kind() { build_gotool kind "$KIND_VERSION" sigs.k8s.io/kind; }
 # The CNCF registry and the oras client, for the oci:// store tests (a real registry on 127.0.0.1).
 build_registry() { build_gotool registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry; }
 build_oras() { build_gotool oras "$ORAS_VERSION" oras.land/oras/cmd/oras; }
+# controller-gen, which makes the Gateway API CRDs from their Go types for the canary tests (hack/gateway-api-crds.sh).
+build_controller-gen() { build_gotool controller-gen "$CONTROLLER_TOOLS_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen; }
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(etcd kube kwok helm registry oras)
+[ ${#targets[@]} -eq 0 ] && targets=(etcd kube kwok helm registry oras controller-gen)
 for t in "${targets[@]}"; do "build_$t"; done
 log "tools ready in $bin"
