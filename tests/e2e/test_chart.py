@@ -16,6 +16,7 @@ import yaml
 from modelhub.adapters.kube import Kube
 from tests.e2e.kubehelp import ROOT, apply, condition, get, kubectl, unique, wait_condition, wait_for
 from tests.e2e.signed import keyring, make_model, model_manifest, new_key, version_manifest
+from tests.support import https_store
 
 CHART = ROOT / "charts" / "modelhub"
 IMAGE = os.environ.get("MODELHUB_IMAGE", "localhost/modelhub:dev")
@@ -313,6 +314,66 @@ def _http_get(url: str) -> bytes | None:
             return resp.read()  # type: ignore[no-any-return]
     except OSError:
         return None
+
+def _pods(ns: str, model: str) -> list[dict[str, Any]]:
+    return [p for p in json.loads(kubectl("get", "pods", "-n", ns, "-l", f"modelhub.dev/model={model}",
+                                          "-o", "json").stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_the_loader_fetches_from_an_https_store_trusting_the_namespace_ca_and_refuses_another_ca(
+    installed: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An https store on this host (reached from the pods at the real node's bridge address) whose certificate a
+    private CA issued. The tenant puts that CA in a ConfigMap of its namespace and names it in
+    spec.artifact.caConfigMapRef: the loader in a real pod trusts it, fetches and verifies every file, and the
+    server serves them (read through the pod IP). A version naming another CA: the TLS handshake fails, the loader
+    refuses, no server starts, and the ModelVersion carries the loader's one-line reason."""
+    _, node = installed
+    node_ip = next(a["address"] for a in get("node", node)["status"]["addresses"] if a["type"] == "InternalIP")
+    ns = unique("chart-https")
+    kubectl("create", "namespace", ns)
+    root = tmp_path_factory.mktemp("https")
+    try:
+        key = new_key()
+        files = {"weights.bin": bytes(range(256)) * 8, "config.json": b'{"store": "https"}\n'}
+        signed = make_model(root, "m", key, files=files, write_sig=False)
+        keyring(ns, "release-keys", {"release": key})
+        with https_store.serve(root, node_ip) as store:
+            apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m-sig"},
+                    "data": {"model.sig": signed.bundle.decode()}},
+                   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "store-ca"},
+                    "data": {"ca.crt": store.ca_pem.decode()}},
+                   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other-ca"},
+                    "data": {"root.pem": https_store.other_ca_pem().decode()}}], ns)
+            for name, ca in (("httpsm", {"name": "store-ca"}), ("wrongca", {"name": "other-ca", "key": "root.pem"})):
+                model = model_manifest(name, ["release-keys"], stable="1.0.0")
+                model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
+                model["spec"]["serving"]["runtime"] = {"image": "localhost/modelhub-model-server:dev", "port": 8080}
+                version = version_manifest(f"{name}-1-0-0", name, "1.0.0", signed,
+                                           signature={"configMapRef": {"name": "m-sig", "key": "model.sig"}})
+                version["spec"]["artifact"]["uri"] = f"{store.url}/m/"
+                version["spec"]["artifact"]["caConfigMapRef"] = ca
+                apply([model, version], ns)
+
+            wait_condition("modelversion", "httpsm-1-0-0", ns, "Ready", timeout=180)
+            pod = next(p for p in _pods(ns, "httpsm") if p["status"].get("podIP"))
+            assert pod["spec"]["nodeName"] == node
+            served = wait_for(lambda: _http_get(f"http://{pod['status']['podIP']}:8080/model/config.json"), 30,
+                              what="the model server serving the files fetched over https")
+            assert served == files["config.json"]
+            assert {"/m/weights.bin", "/m/config.json"} <= set(store.requests), store.requests
+
+            mv = wait_condition("modelversion", "wrongca-1-0-0", ns, "Available", "False", reason="ArtifactRejected",
+                                timeout=180)
+            message = condition(mv, "Available")["message"]
+            assert "CERTIFICATE_VERIFY_FAILED" in message and store.url in message, message
+            assert "\n" not in message
+            for p in _pods(ns, "wrongca"):
+                server = (p["status"].get("containerStatuses") or [{}])[0]
+                assert not server.get("ready") and "running" not in (server.get("state") or {}), server
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
 
 def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, str]) -> None:
     """Last in this module: `helm uninstall` leaves no webhook pointing at an operator that is gone."""
