@@ -95,6 +95,30 @@ def test_switches(sets: tuple[str, ...], present: set[tuple[str, str]], absent: 
     assert env["MODELHUB_METRICS_PORT"] == ("0" if "metrics.port=0" in sets else "8000")
 
 
+def _operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    return {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_bundle_values_reach_the_operator_as_its_settings() -> None:
+    """bundles.fileRoots / allowCIDRs / maxBytes become exactly the variables the operator's bundle fetcher reads
+    (adapters.bundles.ENV), and it parses them into the settings asked for; the defaults: no file root, no extra
+    address, 4 MiB."""
+    from modelhub.adapters.bundles import ENV, BundleSettings
+    from modelhub.adapters.fetch import parse_cidrs
+
+    names = (ENV["file_roots"], ENV["allow_cidrs"], ENV["max_bytes"])
+    default = BundleSettings.from_env({k: v for k, v in _operator_env(_render()).items() if k in names})
+    assert default.file_roots == () and default.allow_cidrs == () and default.max_bytes == 4 * 1024 * 1024
+    env = _operator_env(_render("bundles.fileRoots={/srv/bundles,/var/lib/sig}",
+                                "bundles.allowCIDRs={10.0.0.0/8,127.0.0.1}", "bundles.maxBytes=1048576"))
+    assert set(names) <= set(env)
+    settings = BundleSettings.from_env({k: v for k, v in env.items() if k in names})
+    assert settings.file_roots == ("/srv/bundles", "/var/lib/sig")
+    assert settings.allow_cidrs == parse_cidrs("10.0.0.0/8 127.0.0.1")
+    assert settings.max_bytes == 1048576
+
+
 def test_template_applies_on_the_server(cluster: str) -> None:
     ns = unique("chart-dry")
     kubectl("create", "namespace", ns)
