@@ -55,7 +55,12 @@ step "helm install the chart (CRDs, RBAC, operator pinned to real-0, webhooks th
 if kubectl get crd revocations.modelhub.dev >/dev/null 2>&1; then
   kubectl delete revocation demo-poisoned-1-1-0 --ignore-not-found >/dev/null
 fi
-kubectl delete namespace $ns --ignore-not-found --wait=true --timeout=120s >/dev/null
+if kubectl get namespace $ns >/dev/null 2>&1; then
+  kubectl delete namespace $ns --wait=false >/dev/null
+  # Its model servers (python as PID 1) ignore SIGTERM: do not sit out their grace period.
+  kubectl -n $ns delete pods --all --grace-period=0 --force >/dev/null 2>&1 || true
+  kubectl wait --for=delete namespace/$ns --timeout=120s >/dev/null 2>&1 || true
+fi
 MODELHUB_NAMESPACE=$opns hack/install.sh >"$work/helm.log" 2>&1 || { cat "$work/helm.log"; exit 1; }
 kubectl -n $opns rollout status deployment/modelhub --timeout=180s >/dev/null
 kubectl -n $opns get pods -o wide -l app.kubernetes.io/component=operator
