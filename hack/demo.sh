@@ -6,6 +6,7 @@
 # (ArtifactRejected) -> revoke -> teardown -> fallback.
 #   MODELHUB_DEMO_MODE=process   the operator as a process beside the cluster, kwok pods only (no real node needed)
 #   MODELHUB_CLUSTER_NAME        which local control plane (default modelhub)
+#   MODELHUB_IMAGE_TAG           tag of the images make image built (default dev)
 # Leaves the cluster and the chart running (make cluster-down stops them); the https store stops with the script.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,8 @@ if [ "${MODELHUB_DEMO_MODE:-chart}" = process ]; then exec hack/demo-process.sh;
 cache=${MODELHUB_CACHE:-$HOME/.cache/modelhub}
 t0=$(date +%s)
 ns=demo
+tag=${MODELHUB_IMAGE_TAG:-dev}
+export MODELHUB_IMAGE=localhost/modelhub:$tag MODELHUB_IMAGE_TAG=$tag
 opns=modelhub-system
 work=$(mktemp -d)
 step() { printf '\n\033[1m== [%3ss] %s\033[0m\n' "$(( $(date +%s) - t0 ))" "$*"; }
@@ -42,13 +45,13 @@ say "real-0 runs real containers: the operator, and the loader and server of the
 
 step "Images in real-0's containerd (make image builds them with buildah, no registry)"
 present=$(ctr --address "$REAL_NODE_CONTAINERD" -n k8s.io images ls -q)
-for image in localhost/modelhub:dev localhost/modelhub-model-server:dev; do
+for image in "$MODELHUB_IMAGE" "localhost/modelhub-model-server:$tag"; do
   if ! grep -qx "$image" <<<"$present"; then
     hack/image.sh load 2>&1 | sed 's/^/   /'   # hack/demo.sh run by hand, without make image
     break
   fi
 done
-ctr --address "$REAL_NODE_CONTAINERD" -n k8s.io images ls | awk 'NR == 1 || /localhost\/modelhub(-model-server)?:dev/ {print "   " $1, $4, $5}'
+ctr --address "$REAL_NODE_CONTAINERD" -n k8s.io images ls | awk -v tag="$tag" 'NR == 1 || $1 ~ "^localhost/modelhub(-model-server)?:" tag "$" {print "   " $1, $4, $5}'
 
 step "helm install the chart (CRDs, RBAC, operator pinned to real-0, webhooks through its Service)"
 # A leftover of an earlier run: its namespace and Revocation go first (ModelVersions are immutable).
@@ -97,7 +100,7 @@ spec:
   card: {description: "Sentiment classifier", owner: ml-platform, task: text-classification, license: apache-2.0}
   trust: {keys: [{name: release-keys}], requireApproval: true}
   serving:
-    runtime: {image: "localhost/modelhub-model-server:dev", port: 8080}
+    runtime: {image: "localhost/modelhub-model-server:$tag", port: 8080}
     nodeSelector: {modelhub.dev/node-class: real}
     replicas: 1
   promotion: {stable: "1.1.0", onRevocation: rollback}
