@@ -84,6 +84,7 @@ kubectl -n $ns get modelversion sentiment-1-1-0 -o jsonpath='{.status.approval}{
 
 step "1.1.0 rolls out on the L4 GPU node"
 waitfor --for=condition=Ready modelversion/sentiment-1-1-0 -n $ns
+echo "  (kwok simulates every node here: the pods are scheduled and marked Running, no container runs)"
 kubectl -n $ns get deploy,svc,pods -o wide
 kubectl get modelhub -n $ns
 
