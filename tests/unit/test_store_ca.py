@@ -151,3 +151,24 @@ def test_an_unusable_store_ca_file_is_refused_before_any_fetch(
     assert served.requests == []
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("error: InvalidCertificate: ") and needle in line, line
+
+
+def test_store_ca_points_every_tls_client_at_the_file_and_puts_the_environment_back(
+    tmp_path: Path, ca_pem: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The https stores (OpenSSL's file and directory variables) and the S3 endpoint (AWS_CA_BUNDLE, read by the
+    fetch engine for s3://) all see the store CA and nothing else while inside; the caller's values come back."""
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(ca_pem)
+    monkeypatch.setenv("SSL_CERT_DIR", "/etc/ssl/certs")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/somewhere/else.pem")
+    path = load.read_store_ca(ca)
+    assert path == str(ca.resolve())
+    with load.store_ca(path):
+        assert (os.environ["SSL_CERT_FILE"], os.environ["SSL_CERT_DIR"], os.environ["AWS_CA_BUNDLE"]) == (path, "", path)
+    assert os.environ["SSL_CERT_DIR"] == "/etc/ssl/certs" and "SSL_CERT_FILE" not in os.environ
+    assert os.environ["AWS_CA_BUNDLE"] == "/somewhere/else.pem"
+    with pytest.raises(RuntimeError), load.store_ca(path):
+        raise RuntimeError("a failed load")
+    assert "SSL_CERT_FILE" not in os.environ  # put back on the way out of a failure too
