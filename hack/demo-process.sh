@@ -11,7 +11,7 @@ cd "$root"
 . hack/versions.env
 cache=${MODELHUB_CACHE:-$HOME/.cache/modelhub}
 MODELHUB_REAL_NODE=${MODELHUB_REAL_NODE:-0} hack/cluster.sh up   # no real node needed here
-eval "$(hack/cluster.sh env | grep KUBECONFIG)"
+eval "$(hack/cluster.sh env | grep -E 'KUBECONFIG|WEBHOOK_CLIENT_CA')"   # the webhook serves only the API server
 export PATH="$cache/bin/links:$root/.venv/bin:$PATH"
 ns=demo
 work=$(mktemp -d)
@@ -77,8 +77,14 @@ step "The operator verified both signatures against the keyring"
 waitfor --for=condition=SignatureVerified modelversion --all -n $ns
 kubectl -n $ns get modelversions
 
-step "Approve both (the webhook records the authenticated user; typing an approver in YAML approves nothing)"
-kubectl -n $ns annotate modelversion sentiment-1-0-0 sentiment-1-1-0 modelhub.dev/approve=true --overwrite
+step "Approve both as a release manager: the author cannot (Warning), RBAC verb approve decides, the webhook seals who"
+kubectl -n $ns annotate modelversion sentiment-1-0-0 modelhub.dev/approve=true --overwrite   # we created it: refused
+kubectl -n $ns create role release-manager --verb=get,patch,approve --resource=modelversions.modelhub.dev \
+  --dry-run=client -o yaml 2>/dev/null | kubectl apply -f - >/dev/null   # in a real cluster: the chart's modelhub-approver
+kubectl -n $ns create rolebinding release-manager --role=release-manager --user=alice@example.com \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n $ns annotate modelversion sentiment-1-0-0 sentiment-1-1-0 modelhub.dev/approve=true --overwrite \
+  --as=alice@example.com
 waitfor --for=condition=Approved modelversion --all -n $ns
 kubectl -n $ns get modelversion sentiment-1-1-0 -o jsonpath='{.status.approval}{"\n"}'
 

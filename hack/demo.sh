@@ -126,8 +126,12 @@ waitfor --for=condition=SignatureVerified modelversion --all -n $ns >/dev/null
 kubectl -n $ns get modelversions
 say "Not approved yet, so nothing runs: $(cond modelversion/sentiment-1-1-0 Available)"
 
-step "Approve both (the webhook seals the authenticated user; an approver typed into YAML approves nothing)"
-kubectl -n $ns annotate modelversion sentiment-1-0-0 sentiment-1-1-0 modelhub.dev/approve=true --overwrite
+step "Approve both as a release manager: the author cannot (Warning), RBAC verb approve decides, the webhook seals who"
+kubectl -n $ns annotate modelversion sentiment-1-0-0 modelhub.dev/approve=true --overwrite 2>&1 | sed 's/^/   /'  # we created it
+kubectl -n $ns create rolebinding release-manager --clusterrole=modelhub-approver --user=alice@example.com >/dev/null
+say "alice@example.com is bound to the chart's ClusterRole modelhub-approver in $ns:"
+kubectl -n $ns annotate modelversion sentiment-1-0-0 sentiment-1-1-0 modelhub.dev/approve=true --overwrite \
+  --as=alice@example.com | sed 's/^/   /'
 waitfor --for=condition=Approved modelversion --all -n $ns >/dev/null
 say "approval: $(kubectl -n $ns get modelversion sentiment-1-1-0 -o jsonpath='{.status.approval}')"
 
