@@ -36,7 +36,7 @@ trap cleanup EXIT
 step "Local control plane: kwok-simulated GPU/CPU nodes, and the real node real-0 (kubelet + containerd)"
 MODELHUB_REAL_NODE=1 hack/cluster.sh up >"$work/cluster.log" 2>&1 || { tail -20 "$work/cluster.log"; echo \
   "The real node did not start (see hack/README-real-node.md). Without it: MODELHUB_DEMO_MODE=process make demo"; exit 1; }
-eval "$(hack/cluster.sh env | grep -E '^export (KUBECONFIG|PATH)=')"
+eval "$(hack/cluster.sh env | grep -E '^export (KUBECONFIG|PATH|MODELHUB_WEBHOOK_CLIENT_CA)=')"  # the webhook serves only the API server
 export PATH="$root/.venv/bin:$PATH"
 eval "$(hack/real-node.sh env)"
 kubectl get nodes -L modelhub.dev/node-class,nvidia.com/gpu.product
