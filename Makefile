@@ -62,7 +62,8 @@ fuzz: dev ## property-based fuzzing of bundles and admission: 10,000+ examples p
 test-e2e: dev tools prometheus gateway-api image
 	hack/with-cluster.sh $(BIN)/python -m pytest -q -ra tests/e2e
 
-demo: dev tools ## cluster up, CRDs, operator, sign -> verify -> roll out -> revoke
+# The demo installs the chart with the images on the real node; MODELHUB_DEMO_MODE=process needs neither.
+demo: dev tools $(if $(filter process,$(MODELHUB_DEMO_MODE)),,image) ## cluster + real node, helm install, sign -> verify -> roll out on real-0 -> tamper -> revoke
 	hack/demo.sh
 
 lint: dev

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make install`: helm install (or upgrade) the chart with the locally built image into the cluster of KUBECONFIG,
 # by default the local control plane. There the operator is pinned to the real node (the others are simulated).
-#   MODELHUB_NAMESPACE (default modelhub-system), MODELHUB_IMAGE (default localhost/modelhub:dev)
+#   MODELHUB_NAMESPACE (default modelhub-system), MODELHUB_IMAGE (default localhost/modelhub:dev),
+#   MODELHUB_WEBHOOK_CLIENT_CA (the API server's webhook client CA: webhook.clientCA)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
@@ -14,6 +15,11 @@ image=${MODELHUB_IMAGE:-localhost/modelhub:dev}
 ns=${MODELHUB_NAMESPACE:-modelhub-system}
 args=(--set "image.repository=${image%:*}" --set "image.tag=${image##*:}")
 case "$image" in localhost/*) args+=(--set image.pullPolicy=Never) ;; esac
+# The local control plane's API server presents a client certificate to webhooks (hack/cluster.sh env): with its CA
+# the operator's webhook serves only the API server.
+if [ -n "${MODELHUB_WEBHOOK_CLIENT_CA:-}" ] && [ -f "$MODELHUB_WEBHOOK_CLIENT_CA" ]; then
+  args+=(--set-file "webhook.clientCA=$MODELHUB_WEBHOOK_CLIENT_CA")
+fi
 if [ -n "$("$kubectl" get nodes -l modelhub.dev/node-class=real -o name 2>/dev/null)" ]; then
   args+=(--set "nodeSelector.modelhub\.dev/node-class=real")
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,9 +17,12 @@ import yaml
 from modelhub.adapters.kube import Kube
 from tests.e2e.kubehelp import ROOT, apply, condition, get, kubectl, unique, wait_condition, wait_for
 from tests.e2e.signed import keyring, make_model, model_manifest, new_key, version_manifest
+from tests.support import https_store
 
 CHART = ROOT / "charts" / "modelhub"
 IMAGE = os.environ.get("MODELHUB_IMAGE", "localhost/modelhub:dev")
+# The model-server stand-in built with the same tag (hack/image.sh, MODELHUB_IMAGE_TAG).
+SERVER_IMAGE = "localhost/modelhub-model-server:" + IMAGE.rsplit(":", 1)[1]
 REAL = "modelhub.dev/node-class=real"
 
 
@@ -92,6 +96,30 @@ def test_switches(sets: tuple[str, ...], present: set[tuple[str, str]], absent: 
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELHUB_WEBHOOKS"] == ("0" if "webhook.enabled=false" in sets else "1")
     assert env["MODELHUB_METRICS_PORT"] == ("0" if "metrics.port=0" in sets else "8000")
+
+
+def _operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    return {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_bundle_values_reach_the_operator_as_its_settings() -> None:
+    """bundles.fileRoots / allowCIDRs / maxBytes become exactly the variables the operator's bundle fetcher reads
+    (adapters.bundles.ENV), and it parses them into the settings asked for; the defaults: no file root, no extra
+    address, 4 MiB."""
+    from modelhub.adapters.bundles import ENV, BundleSettings
+    from modelhub.adapters.fetch import parse_cidrs
+
+    names = (ENV["file_roots"], ENV["allow_cidrs"], ENV["max_bytes"])
+    default = BundleSettings.from_env({k: v for k, v in _operator_env(_render()).items() if k in names})
+    assert default.file_roots == () and default.allow_cidrs == () and default.max_bytes == 4 * 1024 * 1024
+    env = _operator_env(_render("bundles.fileRoots={/srv/bundles,/var/lib/sig}",
+                                "bundles.allowCIDRs={10.0.0.0/8,127.0.0.1}", "bundles.maxBytes=1048576"))
+    assert set(names) <= set(env)
+    settings = BundleSettings.from_env({k: v for k, v in env.items() if k in names})
+    assert settings.file_roots == ("/srv/bundles", "/var/lib/sig")
+    assert settings.allow_cidrs == parse_cidrs("10.0.0.0/8 127.0.0.1")
+    assert settings.max_bytes == 1048576
 
 
 def test_template_applies_on_the_server(cluster: str) -> None:
@@ -203,7 +231,7 @@ def test_a_model_selecting_the_real_node_runs_its_loader_there(
                "data": {"model.sig": signed.bundle.decode()}}, ns)
         model = model_manifest("tiny", ["release-keys"], stable="1.0.0")
         model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
-        model["spec"]["serving"]["runtime"]["image"] = "localhost/modelhub-model-server:dev"
+        model["spec"]["serving"]["runtime"]["image"] = SERVER_IMAGE
         version = version_manifest("tiny-1-0-0", "tiny", "1.0.0", signed,
                                    signature={"configMapRef": {"name": "tiny-sig", "key": "model.sig"}})
         version["spec"]["artifact"]["uri"] = f"https://{node_ip}:1/tiny/"
@@ -226,8 +254,10 @@ def test_a_model_selecting_the_real_node_runs_its_loader_there(
         assert message.strip(), found["terminated"]
         # What the operator reads for the ModelVersion's condition: the last line, the loader's error.
         reason = Kube(pool_size=2).pod_problems(ns, "modelhub.dev/model=tiny")[1]
-        assert reason == message.strip().splitlines()[-1].strip()
-        assert f"{node_ip}:1" in reason, reason  # it names what it could not fetch
+        # The loader's own line (which file it names first varies: it fetches in parallel, and it restarts).
+        loader_line = re.compile(rf"^Unreachable: \S+: https://{re.escape(node_ip)}:1/tiny/\S+: .*refused")
+        assert loader_line.match(message.strip().splitlines()[-1].strip()), message
+        assert reason is not None and loader_line.match(reason), reason  # it names what it could not fetch
         server = pod["status"]["containerStatuses"][0]
         assert "running" not in (server.get("state") or {}) and not server.get("ready")
         # ... and the ModelVersion says so, with the loader's line, not only a crash loop hidden in pod status.
@@ -275,7 +305,7 @@ def test_the_loader_verifies_a_pvc_artifact_in_a_real_pod_and_refuses_a_tampered
         _pvc_model(ns, root, "models", node)
         model = model_manifest("pvcm", ["release-keys"], stable="1.0.0")
         model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
-        model["spec"]["serving"]["runtime"] = {"image": "localhost/modelhub-model-server:dev", "port": 8080}
+        model["spec"]["serving"]["runtime"] = {"image": SERVER_IMAGE, "port": 8080}
         version = version_manifest("pvcm-1-0-0", "pvcm", "1.0.0", signed,
                                    signature={"configMapRef": {"name": "m-sig", "key": "model.sig"}})
         version["spec"]["artifact"]["uri"] = "pvc://models/m"
@@ -313,6 +343,66 @@ def _http_get(url: str) -> bytes | None:
             return resp.read()  # type: ignore[no-any-return]
     except OSError:
         return None
+
+def _pods(ns: str, model: str) -> list[dict[str, Any]]:
+    return [p for p in json.loads(kubectl("get", "pods", "-n", ns, "-l", f"modelhub.dev/model={model}",
+                                          "-o", "json").stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_the_loader_fetches_from_an_https_store_trusting_the_namespace_ca_and_refuses_another_ca(
+    installed: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An https store on this host (reached from the pods at the real node's bridge address) whose certificate a
+    private CA issued. The tenant puts that CA in a ConfigMap of its namespace and names it in
+    spec.artifact.caConfigMapRef: the loader in a real pod trusts it, fetches and verifies every file, and the
+    server serves them (read through the pod IP). A version naming another CA: the TLS handshake fails, the loader
+    refuses, no server starts, and the ModelVersion carries the loader's one-line reason."""
+    _, node = installed
+    node_ip = next(a["address"] for a in get("node", node)["status"]["addresses"] if a["type"] == "InternalIP")
+    ns = unique("chart-https")
+    kubectl("create", "namespace", ns)
+    root = tmp_path_factory.mktemp("https")
+    try:
+        key = new_key()
+        files = {"weights.bin": bytes(range(256)) * 8, "config.json": b'{"store": "https"}\n'}
+        signed = make_model(root, "m", key, files=files, write_sig=False)
+        keyring(ns, "release-keys", {"release": key})
+        with https_store.serve(root, node_ip) as store:
+            apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m-sig"},
+                    "data": {"model.sig": signed.bundle.decode()}},
+                   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "store-ca"},
+                    "data": {"ca.crt": store.ca_pem.decode()}},
+                   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other-ca"},
+                    "data": {"root.pem": https_store.other_ca_pem().decode()}}], ns)
+            for name, ca in (("httpsm", {"name": "store-ca"}), ("wrongca", {"name": "other-ca", "key": "root.pem"})):
+                model = model_manifest(name, ["release-keys"], stable="1.0.0")
+                model["spec"]["serving"]["nodeSelector"] = {"modelhub.dev/node-class": "real"}
+                model["spec"]["serving"]["runtime"] = {"image": SERVER_IMAGE, "port": 8080}
+                version = version_manifest(f"{name}-1-0-0", name, "1.0.0", signed,
+                                           signature={"configMapRef": {"name": "m-sig", "key": "model.sig"}})
+                version["spec"]["artifact"]["uri"] = f"{store.url}/m/"
+                version["spec"]["artifact"]["caConfigMapRef"] = ca
+                apply([model, version], ns)
+
+            wait_condition("modelversion", "httpsm-1-0-0", ns, "Ready", timeout=180)
+            pod = next(p for p in _pods(ns, "httpsm") if p["status"].get("podIP"))
+            assert pod["spec"]["nodeName"] == node
+            served = wait_for(lambda: _http_get(f"http://{pod['status']['podIP']}:8080/model/config.json"), 30,
+                              what="the model server serving the files fetched over https")
+            assert served == files["config.json"]
+            assert {"/m/weights.bin", "/m/config.json"} <= set(store.requests), store.requests
+
+            mv = wait_condition("modelversion", "wrongca-1-0-0", ns, "Available", "False", reason="ArtifactRejected",
+                                timeout=180)
+            message = condition(mv, "Available")["message"]
+            assert "CERTIFICATE_VERIFY_FAILED" in message and store.url in message, message
+            assert "\n" not in message
+            for p in _pods(ns, "wrongca"):
+                server = (p["status"].get("containerStatuses") or [{}])[0]
+                assert not server.get("ready") and "running" not in (server.get("state") or {}), server
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
 
 def test_uninstall_removes_the_operator_and_its_webhooks(installed: tuple[str, str]) -> None:
     """Last in this module: `helm uninstall` leaves no webhook pointing at an operator that is gone."""

@@ -565,3 +565,31 @@ def test_unschedulable_reason(pods: list[dict[str, Any]], reason: str | None) ->
     from modelhub.domain.workloads import unschedulable_reason
 
     assert unschedulable_reason(pods) == reason
+
+
+def test_store_ca_configmap_is_mounted_for_the_loader():
+    """spec.artifact.caConfigMapRef: the ConfigMap's key is mounted read-only at a fixed path (whatever the key is
+    called) and the loader is told to trust it; not optional, so a missing ConfigMap keeps the pod from starting."""
+    version = version_manifest(uri="https://store.internal/sentiment/1.0.0/")
+    version["spec"]["artifact"]["caConfigMapRef"] = {"name": "corp-store-ca", "key": "root.pem"}
+    pod = deploy(version=version)["spec"]["template"]["spec"]
+    loader = container(pod, "loader")
+    i = loader["command"].index("--store-ca-file")
+    assert loader["command"][i + 1] == "/store-ca/ca.crt"
+    assert {"name": "store-ca", "mountPath": "/store-ca", "readOnly": True} in loader["volumeMounts"]
+    assert volume(pod, "store-ca") == {
+        "name": "store-ca", "configMap": {"name": "corp-store-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]}
+    }
+    assert "optional" not in volume(pod, "store-ca")["configMap"]
+    server = container(pod, "server")
+    assert all(m["name"] != "store-ca" for m in server["volumeMounts"])  # the server never sees it
+
+    version["spec"]["artifact"]["caConfigMapRef"] = {"name": "corp-store-ca"}  # the key defaults to ca.crt
+    pod = deploy(version=version)["spec"]["template"]["spec"]
+    assert volume(pod, "store-ca")["configMap"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+
+
+def test_no_store_ca_without_the_field():
+    pod = deploy(version=version_manifest(uri="https://store.internal/x/"))["spec"]["template"]["spec"]
+    assert "--store-ca-file" not in container(pod, "loader")["command"]
+    assert all(v["name"] != "store-ca" for v in pod["volumes"])

@@ -85,6 +85,24 @@ class SecretRef(SpecModel):
     )
 
 
+STORE_CA_KEY = "ca.crt"
+
+
+class CAConfigMapRef(SpecModel):
+    """A ConfigMap in the same namespace holding PEM CA certificates (one or more) under `key`."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN, description="Name of the ConfigMap."
+    )
+    key: str = Field(
+        default=STORE_CA_KEY,
+        min_length=1,
+        max_length=253,
+        pattern=CONFIGMAP_KEY_PATTERN,
+        description=f"The data key whose value is the PEM CA certificate(s) (default {STORE_CA_KEY}).",
+    )
+
+
 class SignatureSource(SpecModel):
     """Where the OpenSSF Model Signing (OMS) signature bundle of the artifact is. Set exactly one of
     configMapRef or uri."""
@@ -176,6 +194,14 @@ class Artifact(SpecModel):
         "and bundles, or for oci:// a kubernetes.io/dockerconfigjson Secret (an imagePullSecret: key "
         ".dockerconfigjson) with the registry's credentials; used by the operator to fetch the bundle and by "
         "the loader. The operator never uses its own cloud identity for a tenant's s3:// location.",
+    )
+    ca_config_map_ref: CAConfigMapRef | None = Field(
+        default=None,
+        description="A ConfigMap in this namespace whose key (default ca.crt) holds the PEM CA certificate(s) "
+        "that issued the server certificate of the https:// store (or of the S3 endpoint, AWS_ENDPOINT_URL). "
+        "The loader then trusts exactly those CAs, instead of the system roots, for this artifact and its "
+        "bundle; without it, the system roots. The signature decides what runs; the CA only decides which "
+        "server is the store. A missing ConfigMap keeps the pods from starting.",
     )
 
     @field_validator("uri")
@@ -419,6 +445,7 @@ class ModelVersion(Resource):
 __all__ = [
     "Approval",
     "Artifact",
+    "CAConfigMapRef",
     "CodeRef",
     "ConfigMapKeyRef",
     "Dataset",
@@ -431,6 +458,7 @@ __all__ = [
     "RevocationRef",
     "SecretRef",
     "SIGNATURE_FILE",
+    "STORE_CA_KEY",
     "SignatureSource",
     "Verified",
     "Workload",

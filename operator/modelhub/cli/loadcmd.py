@@ -65,6 +65,11 @@ def register(subparsers: Any) -> None:
         help="trusted PEM CA certificate(s), for certificate signatures (repeatable)",
     )
     cas.add_argument("--cas-dir", metavar="DIR", help="directory whose every file holds trusted PEM CA certificates")
+    parser.add_argument(
+        "--store-ca-file", metavar="PEMFILE",
+        help="trust only the CA certificate(s) in PEMFILE, not the system roots, for https:// stores and the S3 "
+        "endpoint (spec.artifact.caConfigMapRef)",
+    )
     parser.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     parser.add_argument(
@@ -161,7 +166,15 @@ def _run(args: argparse.Namespace) -> int:
     from modelhub.adapters.stores import StoreError
     from modelhub.domain.loadlimits import LoaderLimits
     from modelhub.domain.signing import SignatureError
-    from modelhub.loader.load import LoadError, invalidate, load_model, read_trusted_cas, read_trusted_keys
+    from modelhub.loader.load import (
+        LoadError,
+        invalidate,
+        load_model,
+        read_store_ca,
+        read_trusted_cas,
+        read_trusted_keys,
+        store_ca,
+    )
 
     try:
         try:
@@ -189,22 +202,24 @@ def _run(args: argparse.Namespace) -> int:
             signature_bytes = (
                 _read_signature_file(args.signature_file, limits.max_bundle_bytes) if args.signature_file else None
             )
+            ca_file = read_store_ca(args.store_ca_file) if args.store_ca_file else None
         except LoadError:
             invalidate(args.dest)  # fail closed here too: no earlier copy survives a failed load
             raise
-        result = load_model(
-            uri=args.uri,
-            digest=args.digest,
-            dest=args.dest,
-            trusted_keys=keys,
-            trusted_cas=cas,
-            signature_uri=args.signature_uri,
-            signature_bytes=signature_bytes,
-            workers=args.workers,
-            timeout=args.timeout,
-            retries=args.retries,
-            limits=limits,
-        )
+        with store_ca(ca_file):
+            result = load_model(
+                uri=args.uri,
+                digest=args.digest,
+                dest=args.dest,
+                trusted_keys=keys,
+                trusted_cas=cas,
+                signature_uri=args.signature_uri,
+                signature_bytes=signature_bytes,
+                workers=args.workers,
+                timeout=args.timeout,
+                retries=args.retries,
+                limits=limits,
+            )
     except (LoadError, StoreError, SignatureError) as exc:
         report_failure(exc.reason, exc.message)
         return 1

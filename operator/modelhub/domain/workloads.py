@@ -16,6 +16,7 @@ from typing import Any
 from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
 from modelhub.domain.loadlimits import LoaderLimits, effective_limits, loader_args, model_volume_size_limit
 from modelhub.domain.placement import GPU_RESOURCE, effective_serving, pod_placement
+from modelhub.domain.storeca import store_ca_ref
 from modelhub.vocab import annotations as A
 from modelhub.vocab import labels as L
 
@@ -51,6 +52,8 @@ MODEL_DIR = "/models/model"
 KEYS_DIR = "/keys"
 CAS_DIR = "/cas"
 SIGNATURE_DIR = "/signature"
+STORE_CA_DIR = "/store-ca"
+STORE_CA_FILE = "ca.crt"
 PVC_ROOT = "/mnt/pvc"
 VOLUME_MODEL = "model"
 VOLUME_KEYS = "keys"
@@ -62,6 +65,7 @@ VOLUME_REGISTRY = "registry-auth"
 REGISTRY_AUTH_DIR = "/var/run/modelhub/registry"
 DOCKER_CONFIG_ENV = "DOCKER_CONFIG"
 DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
+VOLUME_STORE_CA = "store-ca"
 SERVICE_PORT = 80
 
 LABEL_VALUE_MAX = 63
@@ -320,6 +324,16 @@ def _loader(
     if registry is not None:
         volumes.append(registry)
         mounts.append({"name": VOLUME_REGISTRY, "mountPath": REGISTRY_AUTH_DIR, "readOnly": True})
+
+    ca = store_ca_ref(artifact)
+    if ca is not None:
+        # The store's CA (spec.artifact.caConfigMapRef): the loader trusts it instead of the system roots. Not
+        # optional: a missing ConfigMap or key keeps the pod from starting (fail closed, never the wrong roots).
+        command += ["--store-ca-file", f"{STORE_CA_DIR}/{STORE_CA_FILE}"]
+        volumes.append(
+            {"name": VOLUME_STORE_CA, "configMap": {"name": ca.name, "items": [{"key": ca.key, "path": STORE_CA_FILE}]}}
+        )
+        mounts.append({"name": VOLUME_STORE_CA, "mountPath": STORE_CA_DIR, "readOnly": True})
 
     for i, claim in enumerate(sorted(c for c in claims if c)):
         vol = f"pvc-{i}"

@@ -51,6 +51,8 @@ __all__ = [
     "read_marker",
     "read_trusted_cas",
     "read_trusted_keys",
+    "read_store_ca",
+    "store_ca",
 ]
 
 MODEL_DIR_NAME = "model"
@@ -184,6 +186,52 @@ def read_trusted_cas(
                 continue
             add(Path(entry.path))
     return cas
+
+
+#: What the TLS layer reads for its trust roots: OpenSSL's file and directory variables (the fetch engine's verifying
+#: context follows them) and the S3 endpoint's CA (AWS_CA_BUNDLE, as boto3 reads it).
+STORE_CA_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE")
+
+
+def read_store_ca(path: str | os.PathLike[str]) -> str:
+    """The absolute path of the store CA file `path` (``spec.artifact.caConfigMapRef``, mounted by the pod builder),
+    once checked: bounded, PEM certificates (LoadError ``InvalidCertificate`` otherwise)."""
+    from modelhub.domain import storeca
+
+    ca = Path(path)
+    try:
+        with open(ca, "rb") as fh:
+            data = fh.read(storeca.MAX_STORE_CA_BYTES + 1)
+    except OSError as exc:
+        raise LoadError("InvalidCertificate", f"cannot read the store CA {ca}: {exc.strerror or exc}") from None
+    try:
+        storeca.check_ca_pem(data, f"the store CA {ca}")
+    except storeca.StoreCAError as exc:
+        raise LoadError(exc.reason, exc.message) from None
+    return str(ca.resolve())
+
+
+@contextlib.contextmanager
+def store_ca(ca_file: str | None) -> Iterator[None]:
+    """While inside: https stores and the S3 endpoint are trusted when their certificate chains to a CA in
+    `ca_file` (as :func:`read_store_ca` returns it), and to nothing else: the system roots are left out (no
+    ``SSL_CERT_DIR`` lookup). ``None``: the environment as it is (system roots, or ``SSL_CERT_FILE``/
+    ``SSL_CERT_DIR`` when set). The variables are put back on the way out."""
+    if ca_file is None:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in STORE_CA_ENV}
+    os.environ["SSL_CERT_FILE"] = ca_file
+    os.environ["SSL_CERT_DIR"] = ""  # OpenSSL adds no directory for an empty value: the system roots stay out
+    os.environ["AWS_CA_BUNDLE"] = ca_file
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # -------------------------------------------------------------------------------------------- manifest

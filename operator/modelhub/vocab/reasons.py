@@ -19,6 +19,7 @@ CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
 INVALID_CREDENTIALS = "InvalidCredentials"
 CREDENTIALS_FORBIDDEN = "CredentialsForbidden"  # the operator may not read the named Secret
 NOT_YET_VERIFIED = "NotYetVerified"  # the rollout's view of a version this operator has not verified yet
+STORE_CA_NOT_FOUND = "StoreCANotFound"  # spec.artifact.caConfigMapRef names a missing ConfigMap or key
 # ModelVersion Approved
 APPROVED = "Approved"
 NOT_REQUIRED = "NotRequired"
