@@ -76,11 +76,12 @@ class InlineBundles:
         self.cancelled: list[Any] = []
 
     def request(self, key: Any, uri: str, *, credentials: Any = None,
-                on_done: Callable[[], None] | None = None, resolve: bool = False) -> Bundle | Refusal | str | None:
+                on_done: Callable[[], None] | None = None, resolve: bool = False,
+                ca_pem: bytes | None = None) -> Bundle | Refusal | str | None:
         self.requests.append((key, uri))
         if resolve:
             return self.fetcher.resolve_sync(uri, credentials=credentials)
-        return self.fetcher.fetch_sync(uri, credentials=credentials)
+        return self.fetcher.fetch_sync(uri, credentials=credentials, ca_pem=ca_pem)
 
     def cancel(self, key: Any) -> None:
         self.cancelled.append(key)

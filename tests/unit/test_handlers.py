@@ -457,7 +457,7 @@ class _Later:
         self.done: dict[Any, Any] = {}
 
     def request(self, key: Any, uri: str, *, credentials: Any = None, on_done: Any = None,
-                resolve: bool = False) -> Any:
+                resolve: bool = False, ca_pem: bytes | None = None) -> Any:
         if key in self.done:
             return self.done[key]
         self.waiting[key] = (uri, on_done)
@@ -542,3 +542,26 @@ def test_s3_credentials_come_from_the_versions_namespace_and_a_forbidden_secret_
         h.deliver_all()
         h.run(("ModelVersion", NS, "v1"))
         assert condition(h.kube.get("ModelVersion", NS, "v1"), C.SIGNATURE_VERIFIED)["reason"] == reason
+
+
+def test_an_https_bundle_is_fetched_trusting_only_the_namespace_store_ca(h: Harness, signed: Any,
+                                                                        tmp_path: Path) -> None:
+    from tests.unit.store_servers import make_tls_files, serve_directory
+
+    key, models = signed
+    tls, other = make_tls_files(tmp_path / "tls"), make_tls_files(tmp_path / "other")
+    h.apply(keyring_manifest("keys", {"release.pub": key}, NS))
+    h.apply(model_manifest("clf", ["keys"], namespace=NS))
+    with serve_directory(models["1.0.0"].path, tls=tls) as served:
+        mv = version_manifest("v1", "clf", "1.0.0", models["1.0.0"], namespace=NS)
+        mv["spec"]["artifact"].update(uri=f"{served.url}/", caConfigMapRef={"name": "store-ca"})
+        h.apply(mv)
+        for ca, reason in ((None, R.STORE_CA_NOT_FOUND), (other.ca, R.BUNDLE_UNREACHABLE), (tls.ca, R.VERIFIED)):
+            if ca is not None:
+                h.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "store-ca", "namespace": NS},
+                         "data": {"ca.crt": ca.read_text()}})
+            h.deliver_all()
+            h.run(("ModelVersion", NS, "v1"))
+            c = condition(h.kube.get("ModelVersion", NS, "v1"), C.SIGNATURE_VERIFIED)
+            assert c["reason"] == reason, c
+        assert "/model.sig" in served.requests

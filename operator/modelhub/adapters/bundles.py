@@ -418,7 +418,7 @@ class BundleFetcher:
     # -- blocking core (runs on the pool) ---------------------------------------------------------------
 
     def fetch_sync(
-        self, uri: str, *, credentials: Any = None, stop: threading.Event | None = None
+        self, uri: str, *, credentials: Any = None, stop: threading.Event | None = None, ca_pem: bytes | None = None
     ) -> Bundle | Refusal:
         """Fetch and check one bundle; blocks (at most about ``deadline_seconds``). Never raises for what a
         tenant or a store can cause. `credentials`: S3Credentials for s3://, RegistryCredentials for oci://."""
@@ -431,7 +431,7 @@ class BundleFetcher:
                 data = fetch.read_bytes(
                     uri, limits=self.settings.limits(stop), net=self._net, local=self._local,
                     credentials=credentials, s3_ambient=self.settings.s3_ambient_credentials,
-                    what="allowed for a signature bundle",
+                    what="allowed for a signature bundle", ca_pem=ca_pem,
                 )
         except stores.StoreError as exc:
             return _refusal_of(exc)
@@ -443,10 +443,12 @@ class BundleFetcher:
 
     def _submit(
         self, group: Hashable, uri: str, credentials: Any, stop: threading.Event,
-        work: Callable[..., Any] | None = None,
+        work: Callable[..., Any] | None = None, ca_pem: bytes | None = None,
     ) -> concurrent.futures.Future[Any]:
-        job = work or self.fetch_sync
-        return self._queue.submit(group, lambda: job(uri, credentials=credentials, stop=stop))
+        if work is not None:
+            return self._queue.submit(group, lambda: work(uri, credentials=credentials, stop=stop))
+        return self._queue.submit(group, lambda: self.fetch_sync(uri, credentials=credentials, stop=stop,
+                                                                 ca_pem=ca_pem))
 
     async def fetch(
         self, uri: str, *, credentials: S3Credentials | None = None, group: Hashable = None
@@ -471,6 +473,7 @@ class BundleFetcher:
         on_done: Callable[[], None] | None = None,
         group: Hashable = None,
         resolve: bool = False,
+        ca_pem: bytes | None = None,
     ) -> Any:
         """Non-blocking. The last result of fetching `uri` for `key`, else None; either way a fetch is started
         (once) when there is no fresh result - a Bundle stays fresh ``cache_seconds``, a Refusal
@@ -482,7 +485,7 @@ class BundleFetcher:
         `resolve`: the job pins an oci:// tag (:meth:`resolve_sync`, a str or a Refusal) instead of fetching."""
         if group is None and isinstance(key, tuple) and key:
             group = key[0]
-        fingerprint = _fingerprint(("resolve:" if resolve else "") + uri, credentials)
+        fingerprint = _fingerprint(("resolve:" if resolve else "") + uri, credentials, ca_pem)
         callback = _on_loop(on_done)
         now = time.monotonic()
         with self._lock:
@@ -502,7 +505,7 @@ class BundleFetcher:
                 job.stop.set()
                 job.future.cancel()
             stop = threading.Event()
-            future = self._submit(group, uri, credentials, stop, self.resolve_sync if resolve else None)
+            future = self._submit(group, uri, credentials, stop, self.resolve_sync if resolve else None, ca_pem)
             job = _Job(fingerprint, stop, future, [callback] if callback else [])
             self._jobs[key] = job
             if previous is None:
@@ -583,9 +586,10 @@ class BundleFetcher:
                 pass
 
 
-def _fingerprint(uri: str, credentials: Any) -> str:
-    """What a cached result was fetched with: the URI and the credentials (dataclasses of strings; only hashed)."""
-    parts = [uri]
+def _fingerprint(uri: str, credentials: Any, ca_pem: bytes | None = None) -> str:
+    """What a cached result was fetched with: the URI, the credentials (dataclasses of strings; only hashed) and
+    the store CA."""
+    parts = [uri, hashlib.sha256(ca_pem).hexdigest() if ca_pem else ""]
     if credentials is not None:
         parts += [type(credentials).__name__, *(str(v) for v in dataclasses.astuple(credentials))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()

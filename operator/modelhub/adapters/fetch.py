@@ -394,14 +394,22 @@ _SSL_LOCK = threading.Lock()
 _SSL_CACHE: dict[tuple[str | None, ...], ssl.SSLContext] = {}
 
 
-def _ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """The verifying context: the system CAs (or SSL_CERT_FILE/SSL_CERT_DIR), or only `ca_file` when given
-    (AWS_CA_BUNDLE for an S3 endpoint, as boto3 does)."""
-    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ca_file)
+def _ssl_context(ca_file: str | None = None, ca_pem: bytes | None = None) -> ssl.SSLContext:
+    """The verifying context: the system CAs (or SSL_CERT_FILE/SSL_CERT_DIR), or only `ca_pem` (a tenant's
+    store CA, spec.artifact.caConfigMapRef) or only `ca_file` when given (AWS_CA_BUNDLE for an S3 endpoint, as
+    boto3 does)."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ca_file,
+           hashlib.sha256(ca_pem).hexdigest() if ca_pem else None)
     with _SSL_LOCK:
         ctx = _SSL_CACHE.get(key)
         if ctx is None:
-            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+            if ca_pem:
+                try:
+                    ctx = ssl.create_default_context(cadata=ca_pem.decode("ascii", "replace"))
+                except (ssl.SSLError, ValueError):
+                    raise StoreError("TLSError", "the store CA holds no usable PEM certificate") from None
+            else:
+                ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
             if len(_SSL_CACHE) > 8:
                 _SSL_CACHE.clear()
             _SSL_CACHE[key] = ctx
@@ -453,7 +461,7 @@ def _http_status_error(uri: str, status: int, reason: str) -> StoreError:
 @contextlib.contextmanager
 def _http_open(
     url: str, shown_uri: str, limits: Limits, net: NetworkPolicy, *, plain_http_ok: bool = False,
-    ca_file: str | None = None, headers: Mapping[str, str] | None = None,
+    ca_file: str | None = None, headers: Mapping[str, str] | None = None, ca_pem: bytes | None = None,
 ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket | None]]:
     """GET `url` (following allowed redirects); yields the response with its status checked (2xx).
 
@@ -477,7 +485,7 @@ def _http_open(
         timeout = limits.timeout(limits.connect_timeout)
         if proxy is not None:
             if scheme == "https":
-                conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=_ssl_context(ca_file))
+                conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=_ssl_context(ca_file, ca_pem))
                 conn.set_tunnel(host, port)
             else:
                 conn = http.client.HTTPConnection(proxy[0], proxy[1], timeout=timeout)
@@ -485,7 +493,7 @@ def _http_open(
         else:
             address = _resolve(host, port, net, shown_uri, limits)
             if scheme == "https":
-                conn = _PinnedHTTPSConnection(host, port, address, timeout=timeout, context=_ssl_context(ca_file))
+                conn = _PinnedHTTPSConnection(host, port, address, timeout=timeout, context=_ssl_context(ca_file, ca_pem))
             else:
                 conn = _PinnedHTTPConnection(host, port, address, timeout=timeout)
         header_deadline = time.monotonic() + limits.timeout(limits.read_timeout)
@@ -749,7 +757,7 @@ def _pump_local(
 def _pump(
     uri: str, sink: Callable[[bytes], None], *, limits: Limits, net: NetworkPolicy, local: LocalPolicy,
     credentials: S3Credentials | None, s3_ambient: bool, what: str, expected: int | None,
-    follow_symlinks: bool,
+    follow_symlinks: bool, ca_pem: bytes | None = None,
 ) -> int:
     loc = parse(uri) if net.allow_http else _parse_no_http(uri)
     _check_time(limits, uri)
@@ -760,9 +768,9 @@ def _pump(
     if loc.scheme == "s3":
         url = _s3_presign(loc, credentials, s3_ambient)
         ca = os.environ.get("AWS_CA_BUNDLE") or None
-        with _http_open(url, loc.uri, limits, net, plain_http_ok=True, ca_file=ca) as (resp, sock):
+        with _http_open(url, loc.uri, limits, net, plain_http_ok=True, ca_file=ca, ca_pem=ca_pem) as (resp, sock):
             return _pump_http(resp, sock, sink, limits, loc.uri, what, expected)
-    with _http_open(loc.url, uri, limits, net) as (resp, sock):
+    with _http_open(loc.url, uri, limits, net, ca_pem=ca_pem) as (resp, sock):
         return _pump_http(resp, sock, sink, limits, uri, what, expected)
 
 
@@ -782,14 +790,16 @@ def read_bytes(
     credentials: S3Credentials | None = None,
     s3_ambient: bool = True,
     what: str = "allowed",
+    ca_pem: bytes | None = None,
 ) -> bytes:
-    """The whole content of a small object; never buffers more than ``limits.max_bytes`` (+ one read)."""
+    """The whole content of a small object; never buffers more than ``limits.max_bytes`` (+ one read).
+    `ca_pem`: trust only these CA certificates (not the system roots) for an https:// store or S3 endpoint."""
     if limits.max_bytes is None:
         raise ValueError("read_bytes needs a byte cap")
     buf = bytearray()
     _pump(
         uri, buf.extend, limits=limits, net=net, local=local, credentials=credentials, s3_ambient=s3_ambient,
-        what=what, expected=None, follow_symlinks=True,
+        what=what, expected=None, follow_symlinks=True, ca_pem=ca_pem,
     )
     return bytes(buf)
 

@@ -105,7 +105,8 @@ class BundleSource(Protocol):
     `request` returns the result once there (a Bundle or a Refusal), else None and calls `on_done` when it lands."""
 
     def request(self, key: Any, uri: str, *, credentials: Any = None,
-                on_done: Callable[[], None] | None = None, resolve: bool = False) -> Any: ...
+                on_done: Callable[[], None] | None = None, resolve: bool = False,
+                ca_pem: bytes | None = None) -> Any: ...
     def cancel(self, key: Any) -> None: ...
 
 

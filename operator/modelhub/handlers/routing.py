@@ -32,9 +32,13 @@ def keyring_refs(model: dict[str, Any]) -> set[ObjKey]:
     return {(ns, k["name"]) for k in refs if isinstance(k, dict) and k.get("name")}
 
 
-def bundle_ref(version: dict[str, Any]) -> ObjKey | None:
-    ref = ((((version.get("spec") or {}).get("artifact") or {}).get("signature") or {}).get("configMapRef")) or {}
-    return (_meta(version).get("namespace") or "", ref["name"]) if ref.get("name") else None
+def version_configmaps(version: dict[str, Any]) -> set[ObjKey]:
+    """The ConfigMaps a version's verification reads: its bundle's (signature.configMapRef) and its store CA's
+    (caConfigMapRef)."""
+    artifact = (version.get("spec") or {}).get("artifact") or {}
+    ns = _meta(version).get("namespace") or ""
+    refs = [((artifact.get("signature") or {}).get("configMapRef")) or {}, artifact.get("caConfigMapRef") or {}]
+    return {(ns, r["name"]) for r in refs if isinstance(r, dict) and r.get("name")}
 
 
 class RefIndex:
@@ -108,8 +112,7 @@ class Router:
             self.bundles.remove(key)
         else:
             self.facts_changed(rdomain.VersionFacts.from_object(obj))
-            ref = bundle_ref(obj)
-            self.bundles.assign(key, {ref} if ref else set())
+            self.bundles.assign(key, version_configmaps(obj))
             self.ctx.enqueue("ModelVersion", *key)
         model = (obj.get("spec") or {}).get("model")
         if model:

@@ -21,8 +21,9 @@ from modelhub.adapters.trust import TrustRoots, load_trust
 from modelhub.api import types as api
 from modelhub.domain import approval as approval_domain
 from modelhub.domain import revocation as rdomain
-from modelhub.domain import verdicts
+from modelhub.domain import storeca, verdicts
 from modelhub.domain import versions as vdomain
+from modelhub.domain.signing import Reason as SignatureReason
 from modelhub.domain.signing import SignatureError, verify_bundle
 from modelhub.handlers.context import Context
 from modelhub.handlers.status import write_status
@@ -78,6 +79,9 @@ class VersionReconciler:
         sig = artifact.get("signature") or {}
         ref = sig.get("configMapRef")
         if ref:
+            ca = await self.store_ca(obj)
+            if isinstance(ca, Refusal):
+                return ca
             key = ref.get("key") or stores.DEFAULT_SIGNATURE_NAME
             cm = await ctx.io(ctx.configmaps.get_configmap, ns, ref["name"])
             return bundle_from_configmap(cm, ns, ref["name"], key)
@@ -88,10 +92,28 @@ class VersionReconciler:
         credentials = await self.credentials(obj, uri)
         if isinstance(credentials, Refusal):
             return credentials
+        ca_pem = await self.store_ca(obj)
+        if isinstance(ca_pem, Refusal):
+            return ca_pem
         assert ctx.bundles is not None
         result: Bundle | Refusal | None = ctx.bundles.request(
-            (ns, name), uri, credentials=credentials, on_done=lambda: ctx.enqueue("ModelVersion", ns, name))
+            (ns, name), uri, credentials=credentials, ca_pem=ca_pem,
+            on_done=lambda: ctx.enqueue("ModelVersion", ns, name))
         return result
+
+    async def store_ca(self, obj: dict[str, Any]) -> bytes | Refusal | None:
+        """The CA certificates spec.artifact.caConfigMapRef names (the only roots trusted for the version's https
+        store, by the loader and by the operator's bundle fetch); checked even when the bundle is in a ConfigMap,
+        so that a missing or broken CA shows here, not as pods that cannot start. Its ConfigMap is watched."""
+        ref = storeca.store_ca_ref((obj.get("spec") or {}).get("artifact"))
+        if ref is None:
+            return None
+        ns = _meta(obj)["namespace"]
+        cm = await self.ctx.io(self.ctx.configmaps.get_configmap, ns, ref.name)
+        try:
+            return storeca.ca_pem_from_configmap(cm, ref, ns)
+        except storeca.StoreCAError as exc:
+            return Refusal(exc.reason, exc.message)
 
     async def credentials(self, obj: dict[str, Any], uri: str) -> Any:
         """What the fetch of `uri` authenticates with: the Secret spec.artifact.credentialsSecretRef names in
@@ -156,7 +178,9 @@ class VersionReconciler:
         if isinstance(found, Refusal):
             # A ConfigMap's watch re-verifies when it lands; a store is looked at again (retry) unless it can
             # never work (a location the operator may not fetch, content that is not a bundle).
-            retry = found.retry and not (spec["artifact"].get("signature") or {}).get("configMapRef")
+            from_configmap = bool((spec["artifact"].get("signature") or {}).get("configMapRef")) or found.reason in (
+                R.STORE_CA_NOT_FOUND, SignatureReason.INVALID_CERTIFICATE)  # (their ConfigMaps are watched)
+            retry = found.retry and not from_configmap
             return vdomain.Verification(False, found.reason, found.message, retry=retry)
         result = await self._verify(found.data, roots, spec["artifact"]["digest"])
         if not result.ok and result.reason in (R.UNTRUSTED_KEY, R.UNTRUSTED_CERTIFICATE) and roots.problems:
