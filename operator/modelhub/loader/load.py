@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +36,7 @@ from typing import Any, TypeVar
 from modelhub.adapters import fetch, stores
 from modelhub.domain import signing
 from modelhub.domain.loadlimits import LoaderLimits, file_cap
+from modelhub.loader import parallel
 
 __all__ = [
     "LOCK_NAME",
@@ -66,7 +66,6 @@ DEFAULT_RETRIES = 2
 MAX_KEY_BYTES = 64 * 1024
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_PROGRESS_EVERY = 5.0  # seconds between progress lines during a long download
 
 Log = Callable[[str], None]
 T = TypeVar("T")
@@ -312,6 +311,20 @@ def _marker_body(
     return (json.dumps(body, indent=1, sort_keys=True) + "\n").encode()
 
 
+def _verify_and_commit(staging: Path, model_dir: Path, dest_dir: Path, verified: Any, uri: str, files: Any,
+                       total: int, workers: int, say: Callable[[str], None]) -> None:
+    """Check every staged file against the signed manifest, then mark and move the staging directory into place
+    (the one way a model reaches DEST/model)."""
+    t1 = time.monotonic()
+    try:
+        signing.verify_model_dir(staging, verified, workers=workers)
+    except signing.SignatureError as exc:
+        raise LoadError(exc.reason, exc.message) from None
+    say(f"verified {len(files)} files in {time.monotonic() - t1:.2f}s")
+    _write_marker(dest_dir, staging, _marker_body(verified, uri, files, total))
+    os.rename(staging, model_dir)
+
+
 def _write_marker(dest: Path, model_dir: Path, body: bytes) -> None:
     """Write the marker atomically (temp file in DEST, then rename into the model directory)."""
     fd, tmp = tempfile.mkstemp(prefix=MARKER_TMP_PREFIX, dir=dest)
@@ -533,15 +546,8 @@ def _load_locked(
             limits=limits,
             bounds=bounds,
         )
-        t1 = time.monotonic()
-        say(f"fetched {len(files)} files, {_human(total)} in {t1 - t0:.2f}s")
-        try:
-            signing.verify_model_dir(staging, verified, workers=workers)
-        except signing.SignatureError as exc:
-            raise LoadError(exc.reason, exc.message) from None
-        say(f"verified {len(files)} files in {time.monotonic() - t1:.2f}s")
-        _write_marker(dest_dir, staging, _marker_body(verified, uri, files, total))
-        os.rename(staging, model_dir)
+        say(f"fetched {len(files)} files, {_human(total)} in {time.monotonic() - t0:.2f}s")
+        _verify_and_commit(staging, model_dir, dest_dir, verified, uri, files, total, workers, say)
     except BaseException:
         stores.remove_quietly(staging)
         raise
@@ -719,15 +725,8 @@ def _load_oci(
             total = pull.move_planned(pull.model_root(tree, source.ref), staging, files)
         except stores.StoreError as exc:
             raise LoadError(exc.reason, exc.message) from None
-        t1 = time.monotonic()
-        say(f"pulled {_human(fetched)} in {t1 - t0:.2f}s; {len(files)} signed files, {_human(total)}")
-        try:
-            signing.verify_model_dir(staging, verified, workers=workers)
-        except signing.SignatureError as exc:
-            raise LoadError(exc.reason, exc.message) from None
-        say(f"verified {len(files)} files in {time.monotonic() - t1:.2f}s")
-        _write_marker(dest_dir, staging, _marker_body(verified, uri, files, total))
-        os.rename(staging, model_dir)
+        say(f"pulled {_human(fetched)} in {time.monotonic() - t0:.2f}s; {len(files)} signed files, {_human(total)}")
+        _verify_and_commit(staging, model_dir, dest_dir, verified, uri, files, total, workers, say)
     except BaseException:
         stores.remove_quietly(staging)
         raise
@@ -804,26 +803,7 @@ def _fetch_all(
             why = "MissingFile" if exc.reason == "NotFound" else exc.reason
             raise LoadError(why, f"{path}: {exc.message}") from None
 
-    total = done = 0
-    last = time.monotonic()
-    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(files))), thread_name_prefix="fetch") as pool:
-        pending: set[Future[int]] = {pool.submit(one, path, size) for path, size in files}
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=_PROGRESS_EVERY, return_when=FIRST_EXCEPTION)
-                for fut in finished:
-                    failure = fut.exception()
-                    if failure is not None:
-                        raise failure
-                    total += fut.result()
-                    done += 1
-                now = time.monotonic()
-                if pending and now - last >= _PROGRESS_EVERY:
-                    say(f"... {done}/{len(files)} files, {_human(total)}")
-                    last = now
-        except BaseException:
-            stop.set()
-            for fut in pending:
-                fut.cancel()
-            raise
-    return total
+    return parallel.run_all(
+        files, lambda item: one(*item), workers=workers, stop=stop,
+        progress=lambda done, total: say(f"... {done}/{len(files)} files, {_human(total)}"),
+    )

@@ -30,19 +30,18 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import IO
 
 from modelhub.adapters import fetch, oci, stores
 from modelhub.domain.loadlimits import LoaderLimits
+from modelhub.loader import parallel
 
 Log = Callable[[str], None]
 
 BLOBS_PREFIX = ".staging-blobs-"
 TREE_PREFIX = ".staging-tree-"
 _CHUNK = 1024 * 1024
-_PROGRESS_EVERY = 5.0
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -286,25 +285,10 @@ class Pull:
                 raise
 
         say(f"pulling {len(layers)} layers of {self.ref.uri()} ({'image' if manifest.is_image else 'artifact'})")
-        total = done = 0
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(layers) or 1)), thread_name_prefix="pull") as pool:
-            pending: set[Future[int]] = {pool.submit(download, i) for i in range(len(layers))}
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=_PROGRESS_EVERY, return_when=FIRST_EXCEPTION)
-                    for fut in finished:
-                        failure = fut.exception()
-                        if failure is not None:
-                            raise failure
-                        total += fut.result()
-                        done += 1
-                    if pending and not finished:
-                        say(f"... {done}/{len(layers)} layers, {budget.used} bytes")
-            except BaseException:
-                stop.set()
-                for fut in pending:
-                    fut.cancel()
-                raise
+        total = parallel.run_all(
+            range(len(layers)), download, workers=workers, stop=stop, name="pull",
+            progress=lambda done, _: say(f"... {done}/{len(layers)} layers, {budget.used} bytes"),
+        )
 
         unpacked = _Budget(limits.max_total_bytes)
         for i, (desc, (is_archive, compression)) in enumerate(zip(layers, plans, strict=True)):
