@@ -25,7 +25,7 @@ kubectl get crds -l '!x' -o name | grep modelhub
 
 step "Start the operator (logs: $work/operator.log)"
 health_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-modelhub run --liveness "http://127.0.0.1:$health_port/healthz" >"$work/operator.log" 2>&1 &
+MODELHUB_BUNDLE_FILE_ROOTS="$work" modelhub run --liveness "http://127.0.0.1:$health_port/healthz" >"$work/operator.log" 2>&1 &
 op=$!
 trap 'kill $op 2>/dev/null || true; wait $op 2>/dev/null || true' EXIT
 PYTHONPATH="$root" .venv/bin/python -m tests.support.operator wait "http://127.0.0.1:$health_port/healthz" --timeout 60
