@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from modelhub import GROUP, VERSION
+from modelhub.adapters import metrics
 from modelhub.domain import approvalkey
 from modelhub.domain.workloads import loader_failure, unschedulable_reason
 from modelhub.vocab import labels as L
@@ -62,8 +64,49 @@ WORKLOAD_KINDS: dict[str, WorkloadKind] = {
 OPTIONAL_KINDS = {"InferenceService"}
 
 
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def request_kind(method: str, url: str) -> tuple[str, str]:
+    """(verb, resource) of one API request, as the API server's audit names them: get/list/watch/create/update/
+    patch/delete/deletecollection, and the resource's plural with its subresource (`modelversions/status`)."""
+    parsed = urllib.parse.urlsplit(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    query = urllib.parse.parse_qs(parsed.query)
+    # /api/v1/... or /apis/<group>/<version>/...; then optional namespaces/<ns>/; then <plural>[/<name>[/<sub>]]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
+    if not rest:
+        return "get", "discovery"
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]
+    plural, named = rest[0], len(rest) >= 2
+    resource = f"{plural}/{rest[2]}" if len(rest) >= 3 else plural
+    m = method.upper()
+    if m == "GET":
+        verb = "watch" if query.get("watch", [""])[0] in ("true", "1") else "get" if named else "list"
+    elif m == "DELETE":
+        verb = "delete" if named else "deletecollection"
+    else:
+        verb = _VERBS.get(m, m.lower())
+    return verb, resource
+
+
+def _counted(call_api: Any) -> Any:
+    """`ApiClient.call_api`, counting every request by verb and resource (modelhub_api_requests_total)."""
+
+    def call(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            metrics.record_api_request(*request_kind(method, url))
+        except Exception:  # noqa: BLE001 - counting never fails a request
+            log.debug("request %s %s not counted", method, url, exc_info=True)
+        return call_api(method, url, *args, **kwargs)
+
+    return call
+
+
 class Kube:
-    """A small facade over the official client, configured once (kubeconfig or in-cluster)."""
+    """A small facade over the official client, configured once (kubeconfig or in-cluster). Every request it
+    sends (typed calls, raw requests, watches) is counted by verb and resource."""
 
     def __init__(self, pool_size: int = 64) -> None:
         self._lock = threading.Lock()
@@ -74,6 +117,7 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=cfg)
         cfg.connection_pool_maxsize = pool_size
         self.api_client = kubernetes.client.ApiClient(cfg)
+        self.api_client.call_api = _counted(self.api_client.call_api)  # type: ignore[method-assign]
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
         self.apps = kubernetes.client.AppsV1Api(self.api_client)
         self.core = kubernetes.client.CoreV1Api(self.api_client)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from modelhub.adapters import metrics
 from modelhub.domain.events import Event
 from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
 from modelhub.domain.loadlimits import LoaderLimits, limits_from_env
@@ -26,6 +27,12 @@ from modelhub.handlers.runtime import Cache, Key
 from modelhub.vocab import labels as L
 
 log = logging.getLogger(__name__)
+
+
+def _non_negative(value: int, name: str) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return value
 
 
 def _env_selector(text: str) -> dict[str, str]:
@@ -44,9 +51,16 @@ class Settings:
     webhooks: bool = True
     metrics_port: int = 8000
     teardown_concurrency: int = 32
+    # Grace period of the pods a Revocation deletes directly (the model is poisoned: short). 1 s, not 0: the API
+    # server keeps a pod until its kubelet has stopped the containers, so "pods gone" means no process serves.
+    revocation_grace_seconds: int = 1
     workers: int = 16
     revocation_workers: int = 4
     event_concurrency: int = 8
+    # Events are best effort: at most `event_qps` a second (bursts of `event_burst`), a bounded backlog beyond.
+    event_qps: float = 20.0
+    event_burst: int = 50
+    event_backlog: int = 2000
     resync_seconds: float = 180.0
     leader_election: bool = True
     lease_name: str = "modelhub-operator"
@@ -66,6 +80,11 @@ class Settings:
             webhooks=e.get("MODELHUB_WEBHOOKS", "1") != "0",
             metrics_port=int(e.get("MODELHUB_METRICS_PORT", d.metrics_port)),
             teardown_concurrency=int(e.get("MODELHUB_TEARDOWN_CONCURRENCY", d.teardown_concurrency)),
+            revocation_grace_seconds=_non_negative(
+                int(e.get("MODELHUB_REVOCATION_GRACE_SECONDS", d.revocation_grace_seconds)),
+                "MODELHUB_REVOCATION_GRACE_SECONDS"),
+            event_qps=float(e.get("MODELHUB_EVENT_QPS", d.event_qps)),
+            event_burst=int(e.get("MODELHUB_EVENT_BURST", d.event_burst)),
             workers=int(e.get("MODELHUB_WORKERS", d.workers)),
             revocation_workers=int(e.get("MODELHUB_REVOCATION_WORKERS", d.revocation_workers)),
             resync_seconds=float(e.get("MODELHUB_RESYNC_SECONDS", d.resync_seconds)),
@@ -181,25 +200,63 @@ async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 class EventRecorder:
     """Records Events in the background, a few at a time and never while a teardown holds the queue: they are
-    best effort and must not slow a reconcile down."""
+    best effort and must not slow a reconcile down. Rate limited (a token bucket: `event_qps` a second, bursts of
+    `event_burst`), so a Revocation of a thousand versions does not send the API server two thousand Events at
+    once; beyond a backlog of `event_backlog` Events waiting, new ones are dropped and counted (their facts are
+    in the objects' status conditions)."""
 
     def __init__(self, ctx: Context, concurrency: int) -> None:
         self._ctx = ctx
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        s = ctx.settings
+        self._qps, self._burst, self._backlog = s.event_qps, max(1, s.event_burst), s.event_backlog
+        self._tokens = float(self._burst)
+        self._refilled: float | None = None
+        self.waiting = 0
+
+    async def _token(self) -> None:
+        if self._qps <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self._refilled is not None:
+                self._tokens = min(float(self._burst), self._tokens + (now - self._refilled) * self._qps)
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self._qps)
 
     def record(self, obj: dict[str, Any], events: list[Event], action: str) -> None:
         if not events:
             return
+        room = max(0, self._backlog - self.waiting)
+        if len(events) > room:
+            metrics.record_event_dropped(len(events) - room)
+            log.debug("event backlog full: %d Events on %s not recorded", len(events) - room,
+                      (obj.get("metadata") or {}).get("name"))
+            events = events[:room]
+            if not events:
+                return
+        self.waiting += len(events)
 
         async def post() -> None:
-            async with self._slots:
-                for e in events:
-                    if self._ctx.queue is not None:
-                        await self._ctx.queue.open.wait()
-                        await self._ctx.queue.leading.wait()
-                    await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
-                                       message=e.message, action=action)
+            pending = len(events)
+            try:
+                async with self._slots:
+                    for e in events:
+                        if self._ctx.queue is not None:
+                            await self._ctx.queue.open.wait()
+                            await self._ctx.queue.leading.wait()
+                        await self._token()
+                        pending -= 1
+                        self.waiting -= 1
+                        await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
+                                           message=e.message, action=action)
+            finally:
+                self.waiting -= pending
 
         task = asyncio.create_task(post())
         self._tasks.add(task)
