@@ -58,9 +58,10 @@ class Settings:
     revocation_workers: int = 4
     event_concurrency: int = 8
     # Events are best effort: at most `event_qps` a second (bursts of `event_burst`), a bounded backlog beyond.
-    event_qps: float = 20.0
-    event_burst: int = 50
-    event_backlog: int = 2000
+    # (client-go's recorder likewise drops beyond 1000 queued Events.)
+    event_qps: float = 10.0
+    event_burst: int = 25
+    event_backlog: int = 1000
     resync_seconds: float = 180.0
     leader_election: bool = True
     lease_name: str = "modelhub-operator"
@@ -267,6 +268,19 @@ class EventRecorder:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+class GoneWaiter:
+    """Workloads a teardown deleted and waits to see gone; `done` is set when none is left."""
+
+    def __init__(self, pending: set[tuple[str, str, str]]) -> None:
+        self.pending = pending
+        self.done = asyncio.Event()
+
+    def gone(self, ref: tuple[str, str, str]) -> None:
+        self.pending.discard(ref)
+        if not self.pending:
+            self.done.set()
+
+
 @dataclass
 class Context:
     kube: KubePort
@@ -294,6 +308,9 @@ class Context:
     events: EventRecorder = field(init=False)
     # Whether Services are watched into the cache (then a missing one is seen, and re-applied).
     services_watched: bool = False
+    # Teardowns waiting to see the pods they deleted gone (their watch's DELETED events), when Pods are watched.
+    gone_waiters: set[GoneWaiter] = field(default_factory=set)
+    pods_watched: bool = False
 
     def __post_init__(self) -> None:
         self.configmaps = ConfigMapCache(self.kube)
@@ -301,6 +318,32 @@ class Context:
         if self.teardown_pool is None:
             self.teardown_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.settings.teardown_concurrency, thread_name_prefix="teardown")
+
+    def expect_gone(self, refs: list[tuple[str, str, str]]) -> GoneWaiter:
+        """Before deleting workloads: a waiter that learns (from their watch's DELETED events) when they are gone."""
+        waiter = GoneWaiter(set(refs))
+        if waiter.pending:
+            self.gone_waiters.add(waiter)
+        else:
+            waiter.done.set()
+        return waiter
+
+    def teardown_gone(self, kind: str, namespace: str, name: str) -> None:
+        """A workload's DELETED event (from its watch): teardowns waiting for it learn it is gone."""
+        for waiter in list(self.gone_waiters):
+            waiter.gone((kind, namespace, name))
+            if waiter.done.is_set():
+                self.gone_waiters.discard(waiter)
+
+    async def wait_gone(self, waiter: GoneWaiter, timeout: float) -> bool:
+        """Until everything `waiter` expects has been seen gone (at most `timeout` seconds); whether it was."""
+        try:
+            await asyncio.wait_for(waiter.done.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.gone_waiters.discard(waiter)
 
     def enqueue(self, kind: str, namespace: str | None, name: str, delay: float = 0.0) -> None:
         if self.queue is not None and name:

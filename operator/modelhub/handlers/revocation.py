@@ -111,6 +111,8 @@ class RevocationReconciler:
         tops = list(chains)
         ctx.tearing.update((ns, name) for kind, ns, name in tops if kind == "Deployment")
         grace = ctx.settings.revocation_grace_seconds
+        pods = [ref for deps in chains.values() for ref in deps if ref[0] == "Pod"]
+        waiter = ctx.expect_gone(pods) if ctx.pods_watched else None
 
         def forget(kind: str, ns: str, name: str, uid: str | None) -> None:
             ctx.cache.drop(kind, ns, name)
@@ -125,6 +127,8 @@ class RevocationReconciler:
                 ctx.teardown_pool, functools.partial(ctx.kube.delete_workload, kind, ns, name,
                                                      grace_seconds=grace if kind == "Pod" else 0))
             forget(kind, ns, name, uid)
+            if not gone and waiter is not None:
+                waiter.gone((kind, ns, name))
             return bool(gone)
 
         async def one(top: Ref) -> bool:
@@ -141,6 +145,11 @@ class RevocationReconciler:
             return gone
 
         results = await asyncio.gather(*(one(ref) for ref in tops))
+        if waiter is not None:
+            # The follow-up (versions marked Revoked, Models falling back, Events) waits until the pods are gone
+            # (bounded): until then the API server and the controllers work on the deletes, and traffic stops.
+            if not await ctx.wait_gone(waiter, grace + 10.0):
+                log.info("teardown: %d deleted pods not seen gone yet; going on", len(waiter.pending))
         for kind in {ref[0] for ref in tops}:
             metrics.record_teardown(kind, sum(1 for ref, gone in zip(tops, results, strict=True)
                                               if gone and ref[0] == kind))
