@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
+import multiprocessing as mp
 import os
 import statistics
 import subprocess
@@ -91,6 +92,42 @@ def floor_objects(i: int, ns: str) -> tuple[dict, dict]:
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"f{i}", "namespace": ns},
            "spec": {"selector": {"app": f"f{i}"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
     return dep, svc
+
+
+def floor_teardown(chains: list[tuple[str, str, list[tuple[str, str, str]]]], concurrency: int, grace: int,
+                   go: Any, done: Any) -> None:
+    """The floor's client (in a process of its own): each chain top-down, Deployment, ReplicaSets, pods, with
+    Background propagation and the pods' grace period, `concurrency` chains at a time; answers not decoded."""
+    kubernetes.config.load_kube_config()
+    cfg = kubernetes.client.Configuration.get_default_copy()
+    cfg.connection_pool_maxsize = concurrency * 2
+    api = kubernetes.client.ApiClient(cfg)
+    apps, core = kubernetes.client.AppsV1Api(api), kubernetes.client.CoreV1Api(api)
+    background = {"propagationPolicy": "Background"}
+    pod_body = {"propagationPolicy": "Background", "gracePeriodSeconds": grace}
+
+    def raw(fn: Any, *args: Any, **kwargs: Any) -> None:
+        resp = fn(*args, **kwargs, _preload_content=False)
+        resp.read()  # the connection goes back to the pool
+        resp.release_conn()
+
+    def tear(chain: tuple[str, str, list[tuple[str, str, str]]]) -> None:
+        ns, name, owned = chain
+        raw(apps.delete_namespaced_deployment, name, ns, body=background)
+        for kind, _, oname in owned:
+            try:
+                if kind == "ReplicaSet":
+                    raw(apps.delete_namespaced_replica_set, oname, ns, body=background)
+                else:
+                    raw(core.delete_namespaced_pod, oname, ns, body=pod_body)
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        go.wait()
+        list(pool.map(tear, chains))
+    done.set()
 
 
 class Moments:
@@ -225,26 +262,19 @@ def main() -> int:
                 if dep:
                     owned.setdefault((pod.metadata.namespace, dep), []).append(
                         ("Pod", pod.metadata.namespace, pod.metadata.name))
-            background = kubernetes.client.V1DeleteOptions(propagation_policy="Background")
-            pod_body = kubernetes.client.V1DeleteOptions(propagation_policy="Background",
-                                                         grace_period_seconds=args.grace)
-
-            def tear(dep: dict, owned: dict = owned, background: Any = background, pod_body: Any = pod_body) -> None:
-                ns, dname = dep["metadata"]["namespace"], dep["metadata"]["name"]
-                apps.delete_namespaced_deployment(dname, ns, body=background)
-                for kind, _, oname in owned.get((ns, dname), []):
-                    try:
-                        if kind == "ReplicaSet":
-                            apps.delete_namespaced_replica_set(oname, ns, body=background)
-                        else:
-                            core.delete_namespaced_pod(oname, ns, body=pod_body)
-                    except kubernetes.client.ApiException as exc:
-                        if exc.status != 404:
-                            raise
-
+            chains = [(d["metadata"]["namespace"], d["metadata"]["name"],
+                       owned.get((d["metadata"]["namespace"], d["metadata"]["name"]), [])) for d, _ in floor_docs]
+            # The floor's client runs in a process of its own (the watches here decode every event under this
+            # process's GIL), sends raw requests and decodes no answer: the best a bare client can do.
+            go, done = mp.Event(), mp.Event()
+            proc = mp.Process(target=floor_teardown, args=(chains, args.concurrency, args.grace, go, done))
+            proc.start()
+            time.sleep(1.0)  # the child is ready: it has its client and waits for go
             t0 = time.time()
-            with cf.ThreadPoolExecutor(args.concurrency) as pool:
-                list(pool.map(tear, [d for d, _ in floor_docs]))
+            go.set()
+            proc.join(timeout)
+            if proc.exitcode != 0:
+                raise RuntimeError(f"the floor's client failed (exit {proc.exitcode})")
             for m, v in floor_moments.gone(t0, timeout).items():
                 got["floor"][m].append(v)
             f = got["floor"]
@@ -307,4 +337,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    mp.set_start_method("spawn")
     sys.exit(main())

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class Kube:
 
     def __init__(self, pool_size: int = 64) -> None:
         self._lock = threading.Lock()
+        self._pod_problems: dict[tuple[str, str], tuple[float, tuple[str | None, str | None]]] = {}
         cfg = kubernetes.client.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
             kubernetes.config.load_incluster_config(client_configuration=cfg)
@@ -207,11 +209,26 @@ class Kube:
         body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
         return self.request("PUT", path, body=body)
 
+    #: Seconds a pod_problems answer is reused for the same pods: a Deployment coming up changes status several
+    #: times a second, and each change reconciles its version, which asks again; a reason shows at most this late.
+    POD_PROBLEMS_TTL = 2.0
+
     def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]:
-        """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list."""
+        """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list
+        (reused for POD_PROBLEMS_TTL seconds)."""
+        key, now = (namespace, selector), time.monotonic()
+        with self._lock:
+            hit = self._pod_problems.get(key)
+            if hit is not None and now - hit[0] < self.POD_PROBLEMS_TTL:
+                return hit[1]
         out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", selector)])
         pods = list(out.get("items") or [])
-        return unschedulable_reason(pods), loader_failure(pods)
+        answer = (unschedulable_reason(pods), loader_failure(pods))
+        with self._lock:
+            if len(self._pod_problems) > 10_000:
+                self._pod_problems.clear()
+            self._pod_problems[key] = (now, answer)
+        return answer
 
     def ensure_secret_key(
         self, namespace: str, name: str, key: str, make: Any, min_bytes: int = approvalkey.MIN_BYTES
