@@ -311,7 +311,8 @@ def main() -> int:
                                     if result[f"floor_p99_{m}_s"] else None)
         # The operator's requests per revoked version and run: the teardown and what follows it (the versions
         # marked Revoked, the Models falling back) and the restore after it.
-        result["requests_per_version"] = {k: round(v / (args.n * args.runs), 2) for k, v in sorted(requests.items())}
+        result["requests_per_version"] = {k: round(v / (args.n * args.runs), 2) for k, v in sorted(requests.items())
+                                          if round(v / (args.n * args.runs), 2) > 0}
         print(f"{'':12}{'deployments':>14}{'traffic':>10}{'pods':>10}   (p99 over {args.runs} runs, s)")
         for who, g in (("operator", o), ("floor", f)):
             print(f"{who:12}" + "".join(f"{pct(g[m], 0.99):{w}.3f}" for m, w in zip(MOMENTS, (14, 10, 10),

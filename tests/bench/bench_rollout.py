@@ -440,7 +440,7 @@ def main() -> int:
     log(f"  create -> Available             {stats(floor.total)}")
     ratio = op.seconds / floor.seconds if floor.seconds else float("inf")
     log(f"ratio operator/floor: {ratio:.2f}")
-    per_version = {k: round(v / args.n, 2) for k, v in requests.items()}
+    per_version = {k: round(v / args.n, 2) for k, v in requests.items() if round(v / args.n, 2) > 0}
     if per_version:
         log("operator requests per version (verb resource: count), rollout and its follow-up:")
         for k, v in per_version.items():
