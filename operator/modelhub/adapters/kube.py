@@ -162,6 +162,7 @@ class Kube:
             raise
         out.setdefault("kind", kind)
         out.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+        (out.get("metadata") or {}).pop("managedFields", None)  # the answer goes into the cache
         return out
 
     def list_custom(self, kind: str) -> list[dict[str, Any]]:
@@ -190,10 +191,12 @@ class Kube:
             "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             "Service": f"/api/v1/namespaces/{ns}/services/{name}",
         }[kind]
-        return self.request(
+        out = self.request(
             "PATCH", path, body=obj, query=[("fieldManager", COMPONENT), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+        (out.get("metadata") or {}).pop("managedFields", None)  # the answer goes into the cache
+        return out
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Replace a Deployment's spec, labels and annotations with ours (drift correction); create if absent."""
@@ -427,6 +430,7 @@ class Reflector:
     def _emit(self, event_type: str, obj: dict[str, Any]) -> None:
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version  # (PartialObjectMetadata says its own)
         m = obj.get("metadata") or {}
+        m.pop("managedFields", None)  # nobody reads them; a large share of every cached object
         key = (m.get("namespace") or "", m.get("name") or "")
         if event_type == "DELETED":
             self._known.discard(key)

@@ -65,6 +65,9 @@ class Cache:
         compared as such when both are, else the newer-arriving body wins.
         """
         meta = body.get("metadata", {})
+        if "managedFields" in meta:  # nobody reads them; often a third of an object (kept out, not mutated)
+            meta = {k: v for k, v in meta.items() if k != "managedFields"}
+            body = {**body, "metadata": meta}
         key = (meta.get("namespace") or "", meta["name"])
         bucket = self.objects.setdefault(kind, {})
         old = bucket.get(key)
