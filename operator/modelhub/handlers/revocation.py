@@ -10,7 +10,6 @@ gets round to them."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from typing import Any
@@ -102,8 +101,8 @@ class RevocationReconciler:
         return await self.ctx.io(self._chains, serving)  # type: ignore[no-any-return]
 
     async def teardown(self, workloads: list[Ref] | dict[Ref, list[Ref]]) -> int:
-        """Delete workloads in parallel with bounded concurrency, each top-most owner first, then the workloads
-        under it (by kind: ReplicaSets, then pods with the revocation grace period); the number of top-most
+        """Delete workloads in parallel with bounded concurrency, chain by chain: each top-most owner first, then
+        the workloads under it (ReplicaSets, then pods with the revocation grace period); the number of top-most
         owners actually deleted by us."""
         ctx = self.ctx
         loop = asyncio.get_running_loop()
@@ -120,29 +119,28 @@ class RevocationReconciler:
                 ctx.recently_deleted.clear()
             ctx.recently_deleted[(kind, ns, name)] = uid
 
-        async def delete(kind: str, ns: str, name: str) -> bool:
-            uid = (_meta(ctx.cache.get(kind, ns, name) or {}).get("uid")) or None
-            # The dedicated pool's size is the concurrency bound; nothing else queues in it.
-            gone = await loop.run_in_executor(
-                ctx.teardown_pool, functools.partial(ctx.kube.delete_workload, kind, ns, name,
-                                                     grace_seconds=grace if kind == "Pod" else 0))
-            forget(kind, ns, name, uid)
-            if not gone and waiter is not None:
-                waiter.gone((kind, ns, name))
-            return bool(gone)
+        def delete_chain(chain: list[Ref]) -> list[bool]:
+            """In a pool thread: the chain's deletes one after the other (owner first), so a chain is done as
+            soon as possible and its pods stop serving early, as a bare client's would (the pool's size bounds
+            the requests in flight); whether each was deleted by us (False: it was gone already)."""
+            return [bool(ctx.kube.delete_workload(kind, ns, name, grace_seconds=grace if kind == "Pod" else 0))
+                    for kind, ns, name in chain]
 
         async def one(top: Ref) -> bool:
-            kind, ns, name = top
-            gone = await delete(kind, ns, name)
+            chain = [top, *chains[top]]
+            uids = [(_meta(ctx.cache.get(*ref) or {}).get("uid")) or None for ref in chain]
+            gones = await loop.run_in_executor(ctx.teardown_pool, delete_chain, chain)
+            for ref, uid, gone in zip(chain, uids, gones, strict=True):
+                forget(*ref, uid)
+                if not gone and waiter is not None:
+                    waiter.gone(ref)
             failpoints.hit("revocation.mid-delete")
+            kind, ns, name = top
             if kind == "Deployment":
                 ctx.applied_generation.pop((ns, name), None)
-                if not gone:  # already gone: no DELETED echo will end the suppression
+                if not gones[0]:  # already gone: no DELETED echo will end the suppression
                     ctx.tearing.discard((ns, name))
-            deps = chains[top]
-            for dep_kind in dict.fromkeys(k for k, _, _ in deps):  # kinds in order; a kind's members at once
-                await asyncio.gather(*(delete(*ref) for ref in deps if ref[0] == dep_kind))
-            return gone
+            return gones[0]
 
         results = await asyncio.gather(*(one(ref) for ref in tops))
         if waiter is not None:
