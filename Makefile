@@ -7,7 +7,7 @@ export MODELHUB_CACHE ?= $(HOME)/.cache/modelhub
 N ?= 100
 
 .PHONY: dev tools prometheus gateway-api crds crds-check cluster-up cluster-down test test-unit test-e2e demo lint image install real-node-deps \
-        bench-verify bench-rollout bench-revocation fuzz clean
+        bench-verify bench-rollout bench-revocation bench-scale fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -74,11 +74,14 @@ lint: dev
 bench-verify: dev
 	$(BIN)/python tests/bench/bench_verify.py
 
-bench-rollout: dev tools
-	hack/with-cluster.sh $(BIN)/python tests/bench/bench_rollout.py
+bench-rollout: dev tools ## N versions applied at once until Available, against a floor; requests per version
+	hack/with-cluster.sh $(BIN)/python tests/bench/bench_rollout.py --n $(N) --timeout $$(( 300 + $(N) ))
 
-bench-revocation: dev tools
-	hack/with-cluster.sh $(BIN)/python tests/bench/bench_revocation.py --n $(N)
+bench-revocation: dev tools ## one Revocation of N versions: deployments gone, traffic stopped, pods gone, vs a floor
+	hack/with-cluster.sh $(BIN)/python tests/bench/bench_revocation.py --n $(N) $(if $(RUNS),--runs $(RUNS))
+
+bench-scale: dev tools ## 1000 versions over 50 namespaces beside 5,000 unrelated objects: converge, RSS, idle CPU
+	hack/with-cluster.sh $(BIN)/python tests/bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

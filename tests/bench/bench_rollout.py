@@ -19,7 +19,9 @@ one CPU Model per version (1 replica, `stable: 1.0.0`). The Models wait with Ver
   to all Available the same way. It is the best a plain client can do for the same work on this cluster.
 
 Prints per-object latencies (create -> Deployment seen, seen -> Available; median / p99), then as the LAST line
-one JSON object: {"n": ..., "seconds": ..., "floor_seconds": ..., "ratio": ...}. Namespaces are deleted after.
+one JSON object: {"n": ..., "seconds": ..., "floor_seconds": ..., "ratio": ..., "requests_per_version": {"verb
+resource": count, ...}} - the operator's API requests (its modelhub_api_requests_total, scraped before the
+creates and once its follow-up has settled) divided by N. Namespaces are deleted after.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ sys.path.insert(0, str(REPO))
 import kubernetes  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 from tests.support.kube import install_crds  # noqa: E402
-from tests.support.operator import start_operator  # noqa: E402
+from tests.support.operator import Operator, api_requests, requests_between, start_operator  # noqa: E402
 
 from modelhub.domain.signing import (  # noqa: E402
     compute_manifest,
@@ -82,18 +84,39 @@ class Clients:
 
 
 @contextlib.contextmanager
-def operator_process(verbose: bool) -> Iterator[Path | None]:
+def operator_process(verbose: bool) -> Iterator[Operator | None]:
     if os.environ.get("MODELHUB_OPERATOR") == "external":
         log("operator: external (MODELHUB_OPERATOR=external)")
         yield None
         return
     log_path = Path(tempfile.mkdtemp(prefix="bench-rollout-")) / "operator.log"
-    op = start_operator(log_path, verbose=verbose, MODELHUB_METRICS_PORT="0")
+    op = start_operator(log_path, verbose=verbose)
     try:
-        log(f"operator: pid {op.proc.pid}, webhooks on 127.0.0.1:{op.webhook_port}, log {log_path}")
-        yield log_path
+        log(f"operator: pid {op.proc.pid}, webhooks on 127.0.0.1:{op.webhook_port}, metrics on "
+            f":{op.metrics_port}, log {log_path}")
+        yield op
     finally:
         op.stop(15)
+
+
+def settled_requests(op: Operator, quiet: float = 3.0, timeout: float = 120) -> dict[tuple[str, str], float]:
+    """The operator's request counts once they have not changed for `quiet` seconds (its follow-up is done;
+    the leader's Lease renewals, every few seconds, do not count as work)."""
+
+    def work(counts: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+        return {k: v for k, v in counts.items() if k[1] != "leases"}
+
+    last, since = api_requests(op.metrics_port), time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = api_requests(op.metrics_port)
+        if work(now) != work(last):
+            since = time.monotonic()
+        last = now
+        if time.monotonic() - since >= quiet:
+            break
+    return last
 
 
 # --- fixtures: keys, signed models, manifests --------------------------------------------------------------
@@ -346,6 +369,7 @@ def main() -> int:
         raise SystemExit("set KUBECONFIG (make bench-rollout brings up the local control plane)")
 
     run = uuid.uuid4().hex[:5]
+    requests: dict[str, float] = {}
     clients = Clients(pool=max(args.concurrency * 2, 64))
     private_key, public_key = generate_private_key("p256")
     root = Path(tempfile.mkdtemp(prefix="bench-rollout-models-"))
@@ -357,7 +381,7 @@ def main() -> int:
 
     install_crds()
     try:
-        with operator_process(args.operator_verbose) as op_log:
+        with operator_process(args.operator_verbose) as op_proc:
             # --- floor first, on an idle cluster: the same Deployments, created directly ---
             create_namespaces(clients, floor_namespaces)
             floor_items = [(floor_namespaces[i % args.namespaces], it) for i, it in enumerate(items)]
@@ -385,6 +409,7 @@ def main() -> int:
                                                                    it.model_manifest())
             wait_models_settled(clients, items)
             time.sleep(1)  # let the last status writes and their watch events drain
+            before = settled_requests(op_proc) if op_proc else {}
 
             log("operator: creating the ModelVersions")
             op = timed_run(
@@ -393,8 +418,10 @@ def main() -> int:
                     GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
                 f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
             )
-            if op_log:
-                log(f"operator log: {op_log}")
+            if op_proc:
+                # Everything the rollout cost, up to its follow-up (status writes, Events) done.
+                requests = requests_between(before, settled_requests(op_proc))
+                log(f"operator log: {op_proc.log_path}")
     finally:
         if not args.keep:
             delete_namespaces(clients, op_namespaces + floor_namespaces)
@@ -413,8 +440,15 @@ def main() -> int:
     log(f"  create -> Available             {stats(floor.total)}")
     ratio = op.seconds / floor.seconds if floor.seconds else float("inf")
     log(f"ratio operator/floor: {ratio:.2f}")
-    print(json.dumps({"n": args.n, "seconds": round(op.seconds, 3), "floor_seconds": round(floor.seconds, 3),
-                      "ratio": round(ratio, 3)}), flush=True)
+    per_version = {k: round(v / args.n, 2) for k, v in requests.items() if round(v / args.n, 2) > 0}
+    if per_version:
+        log("operator requests per version (verb resource: count), rollout and its follow-up:")
+        for k, v in per_version.items():
+            log(f"  {k:34} {v:6.2f}")
+        log(f"  {'total':34} {sum(per_version.values()):6.2f}")
+    print(json.dumps({"n": args.n, "namespaces": args.namespaces, "seconds": round(op.seconds, 3),
+                      "floor_seconds": round(floor.seconds, 3), "ratio": round(ratio, 3),
+                      "requests_per_version": per_version}), flush=True)
     return 0
 
 

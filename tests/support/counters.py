@@ -20,6 +20,7 @@ class Counter:
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.stop = False
+        self.changed_at = time.time()  # when the last event that changed the counts arrived
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -29,20 +30,28 @@ class Counter:
             try:
                 initial = self.list_fn(label_selector=self.selector)
                 with self.lock:
-                    self.names = set()
-                    self.ready = set()
+                    self._reset()
                     for o in initial.items:
                         self._observe("ADDED", o)
+                    self.changed_at = time.time()
                     self.changed.notify_all()
                 for ev in w.stream(self.list_fn, label_selector=self.selector,
                                    resource_version=initial.metadata.resource_version, timeout_seconds=300):
+                    now = time.time()
                     with self.lock:
+                        before = (len(self.names), len(self.ready))
                         self._observe(ev["type"], ev["object"])
+                        if (len(self.names), len(self.ready)) != before:
+                            self.changed_at = now
                         self.changed.notify_all()
                     if self.stop:
                         break
             except Exception:  # noqa: BLE001 - a broken watch restarts with a fresh list
                 time.sleep(0.2)
+
+    def _reset(self) -> None:
+        self.names = set()
+        self.ready = set()
 
     def _observe(self, kind: str, o: Any) -> None:
         key = (o.metadata.namespace, o.metadata.name)
@@ -62,6 +71,8 @@ class Counter:
             self.ready.discard(key)
 
     def wait(self, pred: Any, timeout: float) -> float:
+        """Until `pred(count, ready)` holds; the time the event that made it hold arrived (not the time this
+        wait noticed: a wait that starts late measures the moment all the same)."""
         deadline = time.time() + timeout
         with self.lock:
             while not pred(len(self.names), len(self.ready)):
@@ -69,7 +80,46 @@ class Counter:
                 if left <= 0:
                     raise TimeoutError(f"count={len(self.names)} ready={len(self.ready)}")
                 self.changed.wait(min(left, 0.5))
-        return time.time()
+            return self.changed_at
 
     def close(self) -> None:
         self.stop = True
+
+
+class EndpointCounter(Counter):
+    """Live count of the endpoints that receive traffic in a set of namespaces: Ready (unset counts as ready, as
+    the API says), not terminating, in any EndpointSlice. `names` holds every endpoint listed, `ready` those
+    that serve."""
+
+    def __init__(self, discovery: Any, namespaces: set[str]) -> None:
+        self.slices: dict[tuple[str, str], tuple[set[Any], set[Any]]] = {}
+        super().__init__(discovery.list_endpoint_slice_for_all_namespaces, namespaces, "")
+
+    def _observe(self, kind: str, o: Any) -> None:
+        ns = o.metadata.namespace
+        if ns not in self.namespaces:
+            return
+        key = (ns, o.metadata.name)
+        if kind == "DELETED":
+            self.slices.pop(key, None)
+        else:
+            listed, serving = set(), set()
+            for e in o.endpoints or []:
+                ref = e.target_ref
+                ident = (ns, ref.name if ref is not None else ",".join(e.addresses or []))
+                listed.add(ident)
+                cond = e.conditions
+                ready = cond is None or cond.ready is None or bool(cond.ready)
+                terminating = cond is not None and bool(cond.terminating)
+                if ready and not terminating:
+                    serving.add(ident)
+            self.slices[key] = (listed, serving)
+        self._recount()
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.slices = {}
+
+    def _recount(self) -> None:
+        self.names = set().union(*(s[0] for s in self.slices.values()))
+        self.ready = set().union(*(s[1] for s in self.slices.values()))

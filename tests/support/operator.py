@@ -102,6 +102,31 @@ def start_operator(log_path: Path, *, wait: bool = True, verbose: bool = False, 
     return op
 
 
+def api_requests(metrics_port: int, timeout: float = 5.0) -> dict[tuple[str, str], float]:
+    """The operator's API requests so far, by (verb, resource), scraped from its modelhub_api_requests_total."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own loopback endpoint
+        text = resp.read().decode()
+    out: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "modelhub_api_requests":
+            continue
+        for sample in family.samples:
+            if sample.name == "modelhub_api_requests_total":
+                key = (sample.labels["verb"], sample.labels["resource"])
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def requests_between(before: dict[tuple[str, str], float],
+                     after: dict[tuple[str, str], float]) -> dict[str, float]:
+    """`verb resource` -> how many requests were sent between two scrapes (only those that were)."""
+    return {f"{verb} {res}": after[(verb, res)] - before.get((verb, res), 0.0)
+            for verb, res in sorted(after) if after[(verb, res)] - before.get((verb, res), 0.0) > 0}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)

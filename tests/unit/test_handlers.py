@@ -302,10 +302,12 @@ def test_every_workload_kind_is_torn_down_at_its_top_owner(h: Harness, signed: A
     h.apply(revocation_manifest("leak", digests=[d]))
     h.settle()
     left = {(o["kind"], o["metadata"]["name"]) for o in h.kube.objects.values() if o["metadata"].get("namespace") == "third"}
-    # The Job and its Pod are the CronJob's: deleting the CronJob takes them (the fake has no garbage collector).
-    assert left == {("Pod", "innocent"), ("Job", "cron-1"), ("Pod", "cron-1-x")}
-    deletes = sorted(r[1] for r in h.kube.requests if r[0] == "delete")
-    assert deletes == ["CronJob", "DaemonSet", "InferenceService", "Pod", "StatefulSet"]
+    # The Job and its Pod are the CronJob's: they go right after it (top-down: the CronJob first, so nothing is
+    # recreated; the pod directly, not when the garbage collector gets round to it).
+    assert left == {("Pod", "innocent")}
+    deletes = [r[1] for r in h.kube.requests if r[0] == "delete"]
+    assert sorted(deletes) == ["CronJob", "DaemonSet", "InferenceService", "Job", "Pod", "Pod", "StatefulSet"]
+    assert deletes.index("CronJob") < deletes.index("Job")
 
 
 def test_a_malformed_digest_is_a_warning_event_once(h: Harness, signed: Any) -> None:

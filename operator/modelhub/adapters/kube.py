@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import threading
+import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from modelhub import GROUP, VERSION
+from modelhub.adapters import metrics
 from modelhub.domain import approvalkey
 from modelhub.domain.workloads import loader_failure, unschedulable_reason
 from modelhub.vocab import labels as L
@@ -62,11 +65,53 @@ WORKLOAD_KINDS: dict[str, WorkloadKind] = {
 OPTIONAL_KINDS = {"InferenceService"}
 
 
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def request_kind(method: str, url: str) -> tuple[str, str]:
+    """(verb, resource) of one API request, as the API server's audit names them: get/list/watch/create/update/
+    patch/delete/deletecollection, and the resource's plural with its subresource (`modelversions/status`)."""
+    parsed = urllib.parse.urlsplit(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    query = urllib.parse.parse_qs(parsed.query)
+    # /api/v1/... or /apis/<group>/<version>/...; then optional namespaces/<ns>/; then <plural>[/<name>[/<sub>]]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
+    if not rest:
+        return "get", "discovery"
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]
+    plural, named = rest[0], len(rest) >= 2
+    resource = f"{plural}/{rest[2]}" if len(rest) >= 3 else plural
+    m = method.upper()
+    if m == "GET":
+        verb = "watch" if query.get("watch", [""])[0] in ("true", "1") else "get" if named else "list"
+    elif m == "DELETE":
+        verb = "delete" if named else "deletecollection"
+    else:
+        verb = _VERBS.get(m, m.lower())
+    return verb, resource
+
+
+def _counted(call_api: Any) -> Any:
+    """`ApiClient.call_api`, counting every request by verb and resource (modelhub_api_requests_total)."""
+
+    def call(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            metrics.record_api_request(*request_kind(method, url))
+        except Exception:  # noqa: BLE001 - counting never fails a request
+            log.debug("request %s %s not counted", method, url, exc_info=True)
+        return call_api(method, url, *args, **kwargs)
+
+    return call
+
+
 class Kube:
-    """A small facade over the official client, configured once (kubeconfig or in-cluster)."""
+    """A small facade over the official client, configured once (kubeconfig or in-cluster). Every request it
+    sends (typed calls, raw requests, watches) is counted by verb and resource."""
 
     def __init__(self, pool_size: int = 64) -> None:
         self._lock = threading.Lock()
+        self._pod_problems: dict[tuple[str, str], tuple[float, tuple[str | None, str | None]]] = {}
         cfg = kubernetes.client.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
             kubernetes.config.load_incluster_config(client_configuration=cfg)
@@ -74,6 +119,7 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=cfg)
         cfg.connection_pool_maxsize = pool_size
         self.api_client = kubernetes.client.ApiClient(cfg)
+        self.api_client.call_api = _counted(self.api_client.call_api)  # type: ignore[method-assign]
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
         self.apps = kubernetes.client.AppsV1Api(self.api_client)
         self.core = kubernetes.client.CoreV1Api(self.api_client)
@@ -116,6 +162,7 @@ class Kube:
             raise
         out.setdefault("kind", kind)
         out.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+        (out.get("metadata") or {}).pop("managedFields", None)  # the answer goes into the cache
         return out
 
     def list_custom(self, kind: str) -> list[dict[str, Any]]:
@@ -157,10 +204,12 @@ class Kube:
             "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             "Service": f"/api/v1/namespaces/{ns}/services/{name}",
         }[kind]
-        return self.request(
+        out = self.request(
             "PATCH", path, body=obj, query=[("fieldManager", COMPONENT), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+        (out.get("metadata") or {}).pop("managedFields", None)  # the answer goes into the cache
+        return out
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Replace a Deployment's spec, labels and annotations with ours (drift correction); create if absent."""
@@ -176,11 +225,26 @@ class Kube:
         body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
         return self.request("PUT", path, body=body)
 
+    #: Seconds a pod_problems answer is reused for the same pods: a Deployment coming up changes status several
+    #: times a second, and each change reconciles its version, which asks again; a reason shows at most this late.
+    POD_PROBLEMS_TTL = 2.0
+
     def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]:
-        """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list."""
+        """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list
+        (reused for POD_PROBLEMS_TTL seconds)."""
+        key, now = (namespace, selector), time.monotonic()
+        with self._lock:
+            hit = self._pod_problems.get(key)
+            if hit is not None and now - hit[0] < self.POD_PROBLEMS_TTL:
+                return hit[1]
         out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", selector)])
         pods = list(out.get("items") or [])
-        return unschedulable_reason(pods), loader_failure(pods)
+        answer = (unschedulable_reason(pods), loader_failure(pods))
+        with self._lock:
+            if len(self._pod_problems) > 10_000:
+                self._pod_problems.clear()
+            self._pod_problems[key] = (now, answer)
+        return answer
 
     def ensure_secret_key(
         self, namespace: str, name: str, key: str, make: Any, min_bytes: int = approvalkey.MIN_BYTES
@@ -450,6 +514,7 @@ class Reflector:
     def _emit(self, event_type: str, obj: dict[str, Any]) -> None:
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version  # (PartialObjectMetadata says its own)
         m = obj.get("metadata") or {}
+        m.pop("managedFields", None)  # nobody reads them; a large share of every cached object
         key = (m.get("namespace") or "", m.get("name") or "")
         if event_type == "DELETED":
             self._known.discard(key)

@@ -25,6 +25,8 @@ The default registry also carries prometheus_client's process (``process_*``), p
 | modelhub_webhook_requests_total | counter | webhook, result |
 | modelhub_leader | gauge | |
 | modelhub_serving_replicas | gauge | namespace, model, version, role |
+| modelhub_api_requests_total | counter | verb, resource |
+| modelhub_events_dropped_total | counter | |
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ __all__ = [
     "observe_queue_wait",
     "observe_reconcile",
     "queue_depth",
+    "record_api_request",
+    "record_event_dropped",
     "record_enforcement",
     "record_rollout",
     "record_teardown",
@@ -123,6 +127,16 @@ WEBHOOK_REQUESTS = Counter(
     ["webhook", "result"],
 )
 LEADER = Gauge("modelhub_leader", "1 while this replica is the leader that reconciles, else 0")
+API_REQUESTS = Counter(
+    "modelhub_api_requests_total",
+    "Requests the operator sent to the Kubernetes API server, by verb (get, list, watch, create, update, patch, "
+    "delete, deletecollection) and resource (e.g. deployments, pods, modelversions/status)",
+    ["verb", "resource"],
+)
+EVENTS_DROPPED = Counter(
+    "modelhub_events_dropped_total",
+    "Kubernetes Events not recorded because the Event rate limit's backlog was full",
+)
 SERVING = Gauge("modelhub_serving_replicas", "Ready replicas serving", ["namespace", "model", "version", "role"])
 
 # A single replica (no leader election) is the leader; leader election sets 0 while standing by.
@@ -282,6 +296,26 @@ def record_teardown(kind: str, count: int = 1) -> None:
     """``count`` workloads of ``kind`` (Deployment, StatefulSet, ...) deleted because a Revocation covers them."""
     if count > 0:
         TEARDOWNS.labels(_one_of(kind, WORKLOAD_KINDS)).inc(count)
+
+
+#: Resources the operator talks to (anything else is recorded as OTHER, so no path can grow the series).
+API_RESOURCES = frozenset({
+    "models", "modelversions", "revocations", "models/status", "modelversions/status", "revocations/status",
+    "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs", "pods", "inferenceservices",
+    "services", "configmaps", "secrets", "namespaces", "events", "leases", "customresourcedefinitions", "discovery",
+})
+API_VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"})
+
+
+def record_api_request(verb: str, resource: str) -> None:
+    """One request the operator sent to the API server (counted by the kube adapter for every call)."""
+    API_REQUESTS.labels(_one_of(verb, API_VERBS), _one_of(resource, API_RESOURCES)).inc()
+
+
+def record_event_dropped(count: int = 1) -> None:
+    """``count`` Events left unrecorded by the Event rate limit (their facts are in the objects' status)."""
+    if count > 0:
+        EVENTS_DROPPED.inc(count)
 
 
 def observe_reconcile(kind: str, seconds: float, error: bool = False) -> None:

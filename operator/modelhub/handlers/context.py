@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from modelhub.adapters import metrics
 from modelhub.domain.events import Event
 from modelhub.domain.loadlimits import DEFAULTS as LOADER_DEFAULTS
 from modelhub.domain.loadlimits import LoaderLimits, limits_from_env
@@ -27,6 +28,12 @@ from modelhub.handlers.runtime import Cache, Key
 from modelhub.vocab import labels as L
 
 log = logging.getLogger(__name__)
+
+
+def _non_negative(value: int, name: str) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return value
 
 
 def _env_selector(text: str) -> dict[str, str]:
@@ -45,9 +52,17 @@ class Settings:
     webhooks: bool = True
     metrics_port: int = 8000
     teardown_concurrency: int = 32
+    # Grace period of the pods a Revocation deletes directly (the model is poisoned: short). 1 s, not 0: the API
+    # server keeps a pod until its kubelet has stopped the containers, so "pods gone" means no process serves.
+    revocation_grace_seconds: int = 1
     workers: int = 16
     revocation_workers: int = 4
     event_concurrency: int = 8
+    # Events are best effort: at most `event_qps` a second (bursts of `event_burst`), a bounded backlog beyond.
+    # (client-go's recorder likewise drops beyond 1000 queued Events.)
+    event_qps: float = 10.0
+    event_burst: int = 25
+    event_backlog: int = 1000
     resync_seconds: float = 180.0
     leader_election: bool = True
     lease_name: str = "modelhub-operator"
@@ -67,6 +82,11 @@ class Settings:
             webhooks=e.get("MODELHUB_WEBHOOKS", "1") != "0",
             metrics_port=int(e.get("MODELHUB_METRICS_PORT", d.metrics_port)),
             teardown_concurrency=int(e.get("MODELHUB_TEARDOWN_CONCURRENCY", d.teardown_concurrency)),
+            revocation_grace_seconds=_non_negative(
+                int(e.get("MODELHUB_REVOCATION_GRACE_SECONDS", d.revocation_grace_seconds)),
+                "MODELHUB_REVOCATION_GRACE_SECONDS"),
+            event_qps=float(e.get("MODELHUB_EVENT_QPS", d.event_qps)),
+            event_burst=int(e.get("MODELHUB_EVENT_BURST", d.event_burst)),
             workers=int(e.get("MODELHUB_WORKERS", d.workers)),
             revocation_workers=int(e.get("MODELHUB_REVOCATION_WORKERS", d.revocation_workers)),
             resync_seconds=float(e.get("MODELHUB_RESYNC_SECONDS", d.resync_seconds)),
@@ -200,25 +220,63 @@ async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 class EventRecorder:
     """Records Events in the background, a few at a time and never while a teardown holds the queue: they are
-    best effort and must not slow a reconcile down."""
+    best effort and must not slow a reconcile down. Rate limited (a token bucket: `event_qps` a second, bursts of
+    `event_burst`), so a Revocation of a thousand versions does not send the API server two thousand Events at
+    once; beyond a backlog of `event_backlog` Events waiting, new ones are dropped and counted (their facts are
+    in the objects' status conditions)."""
 
     def __init__(self, ctx: Context, concurrency: int) -> None:
         self._ctx = ctx
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        s = ctx.settings
+        self._qps, self._burst, self._backlog = s.event_qps, max(1, s.event_burst), s.event_backlog
+        self._tokens = float(self._burst)
+        self._refilled: float | None = None
+        self.waiting = 0
+
+    async def _token(self) -> None:
+        if self._qps <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self._refilled is not None:
+                self._tokens = min(float(self._burst), self._tokens + (now - self._refilled) * self._qps)
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self._qps)
 
     def record(self, obj: dict[str, Any], events: list[Event], action: str) -> None:
         if not events:
             return
+        room = max(0, self._backlog - self.waiting)
+        if len(events) > room:
+            metrics.record_event_dropped(len(events) - room)
+            log.debug("event backlog full: %d Events on %s not recorded", len(events) - room,
+                      (obj.get("metadata") or {}).get("name"))
+            events = events[:room]
+            if not events:
+                return
+        self.waiting += len(events)
 
         async def post() -> None:
-            async with self._slots:
-                for e in events:
-                    if self._ctx.queue is not None:
-                        await self._ctx.queue.open.wait()
-                        await self._ctx.queue.leading.wait()
-                    await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
-                                       message=e.message, action=action)
+            pending = len(events)
+            try:
+                async with self._slots:
+                    for e in events:
+                        if self._ctx.queue is not None:
+                            await self._ctx.queue.open.wait()
+                            await self._ctx.queue.leading.wait()
+                        await self._token()
+                        pending -= 1
+                        self.waiting -= 1
+                        await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
+                                           message=e.message, action=action)
+            finally:
+                self.waiting -= pending
 
         task = asyncio.create_task(post())
         self._tasks.add(task)
@@ -227,6 +285,19 @@ class EventRecorder:
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class GoneWaiter:
+    """Workloads a teardown deleted and waits to see gone; `done` is set when none is left."""
+
+    def __init__(self, pending: set[tuple[str, str, str]]) -> None:
+        self.pending = pending
+        self.done = asyncio.Event()
+
+    def gone(self, ref: tuple[str, str, str]) -> None:
+        self.pending.discard(ref)
+        if not self.pending:
+            self.done.set()
 
 
 @dataclass
@@ -261,6 +332,9 @@ class Context:
     # What this operator computed of each version (verification, sealed approval): the rollout decides from
     # these, never from conditions in status somebody else may have written. (namespace, name) -> Verdict.
     verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    # Teardowns waiting to see the pods they deleted gone (their watch's DELETED events), when Pods are watched.
+    gone_waiters: set[GoneWaiter] = field(default_factory=set)
+    pods_watched: bool = False
 
     def __post_init__(self) -> None:
         self.configmaps = ConfigMapCache(self.kube)
@@ -272,6 +346,32 @@ class Context:
         if self.teardown_pool is None:
             self.teardown_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.settings.teardown_concurrency, thread_name_prefix="teardown")
+
+    def expect_gone(self, refs: list[tuple[str, str, str]]) -> GoneWaiter:
+        """Before deleting workloads: a waiter that learns (from their watch's DELETED events) when they are gone."""
+        waiter = GoneWaiter(set(refs))
+        if waiter.pending:
+            self.gone_waiters.add(waiter)
+        else:
+            waiter.done.set()
+        return waiter
+
+    def teardown_gone(self, kind: str, namespace: str, name: str) -> None:
+        """A workload's DELETED event (from its watch): teardowns waiting for it learn it is gone."""
+        for waiter in list(self.gone_waiters):
+            waiter.gone((kind, namespace, name))
+            if waiter.done.is_set():
+                self.gone_waiters.discard(waiter)
+
+    async def wait_gone(self, waiter: GoneWaiter, timeout: float) -> bool:
+        """Until everything `waiter` expects has been seen gone (at most `timeout` seconds); whether it was."""
+        try:
+            await asyncio.wait_for(waiter.done.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.gone_waiters.discard(waiter)
 
     def enqueue(self, kind: str, namespace: str | None, name: str, delay: float = 0.0) -> None:
         if self.queue is not None and name:

@@ -8,6 +8,7 @@ one reconcile, a key is never reconciled by two workers at once, and a failed re
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,9 @@ class Cache:
         compared as such when both are, else the newer-arriving body wins.
         """
         meta = body.get("metadata", {})
+        if "managedFields" in meta:  # nobody reads them; often a third of an object (kept out, not mutated)
+            meta = {k: v for k, v in meta.items() if k != "managedFields"}
+            body = {**body, "metadata": meta}
         key = (meta.get("namespace") or "", meta["name"])
         bucket = self.objects.setdefault(kind, {})
         old = bucket.get(key)
@@ -93,6 +97,35 @@ class Cache:
         return kind in self.objects
 
 
+class Lane:
+    """A FIFO of keys for a set of workers, ModelVersions ahead of Models: a Model decides from its versions'
+    verdicts, so when both are queued (a burst of new versions) the versions are reached first and the Model
+    reconciles once, on their verdicts, instead of writing a transient status (and Event) before them. A Model
+    key that has waited `max_wait` seconds goes first all the same, so a stream of versions never starves it."""
+
+    def __init__(self, max_wait: float = 1.0) -> None:
+        self._first: collections.deque[Key] = collections.deque()
+        self._rest: collections.deque[tuple[Key, float]] = collections.deque()
+        self._items = asyncio.Semaphore(0)
+        self._max_wait = max_wait
+
+    def put_nowait(self, key: Key) -> None:
+        if key[0] == "ModelVersion":
+            self._first.append(key)
+        else:
+            self._rest.append((key, time.monotonic()))
+        self._items.release()
+
+    async def get(self) -> Key:
+        await self._items.acquire()
+        if self._rest and (not self._first or time.monotonic() - self._rest[0][1] >= self._max_wait):
+            return self._rest.popleft()[0]
+        return self._first.popleft()
+
+    def qsize(self) -> int:
+        return len(self._first) + len(self._rest)
+
+
 class WorkQueue:
     """Keys to reconcile, two lanes: Revocations have workers of their own that no other work can take, and
     routine reconciles (Models, ModelVersions) wait while any Revocation is queued or running, so enforcement
@@ -103,8 +136,8 @@ class WorkQueue:
         self._reconcile = reconcile
         self._workers = workers
         self._revocation_workers = revocation_workers
-        self._routine: asyncio.Queue[Key] = asyncio.Queue()
-        self._revocation: asyncio.Queue[Key] = asyncio.Queue()
+        self._routine = Lane()
+        self._revocation = Lane()
         self._queued: set[Key] = set()
         self._since: dict[Key, float] = {}  # when each queued key became due
         self._active: set[Key] = set()
@@ -184,7 +217,7 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def _work(self, lane: asyncio.Queue[Key], revocations: bool) -> None:
+    async def _work(self, lane: Lane, revocations: bool) -> None:
         while True:
             await self.leading.wait()  # a standby takes nothing off its queue
             if not revocations:

@@ -77,9 +77,18 @@ class Watches:
 
     def _workload(self, kind: str) -> Reflector:
         k = WORKLOAD_KINDS[kind]
+        route = functools.partial(self._router.on_workload, kind)
+        ctx = self._router.ctx
+
+        def on_event(event_type: str, obj: dict[str, Any]) -> None:
+            if event_type == "DELETED":  # a teardown may be waiting for it to be gone
+                m = obj.get("metadata") or {}
+                ctx.teardown_gone(kind, m.get("namespace") or "", m.get("name") or "")
+            route(event_type, obj)
+
         return Reflector(self._kube, kind=kind, api_version=k.api_version, path=k.cluster_path,
                          label_selector=L.SERVES_SELECTOR, metadata_only=True,
-                         on_event=self._to_loop(functools.partial(self._router.on_workload, kind))).start()
+                         on_event=self._to_loop(on_event)).start()
 
     def start(self) -> None:
         services = Reflector(self._kube, kind="Service", api_version="v1", path="/api/v1/services",
@@ -90,6 +99,7 @@ class Watches:
         for kind in WORKLOAD_KINDS:
             if kind != "Deployment" and kind not in OPTIONAL_KINDS:
                 self._fixed.append(self._workload(kind))
+        self._router.ctx.pods_watched = True  # a teardown may wait for the pods it deleted to be gone
         self._tasks = [asyncio.create_task(self._follow_configmap_namespaces()),
                        asyncio.create_task(self._discover_optional_kinds()),
                        asyncio.create_task(self._discover_httproutes())]

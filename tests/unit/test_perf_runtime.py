@@ -1,0 +1,99 @@
+"""The pieces that keep the operator's requests down: the request counter's naming, the routine lane's order
+(versions before Models, no starvation), the Event rate limit and its bounded backlog."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from tests.support.fakekube import FakeKube
+
+from modelhub.adapters import metrics
+from modelhub.adapters.kube import request_kind
+from modelhub.domain.events import Event
+from modelhub.handlers.context import Context, Settings
+from modelhub.handlers.runtime import Lane
+from modelhub.vocab import conditions as C
+
+
+@pytest.mark.parametrize(("method", "url", "expected"), [
+    ("GET", "https://h:6443/api/v1/namespaces/a/pods?labelSelector=x%3Dy", ("list", "pods")),
+    ("GET", "https://h:6443/api/v1/pods?watch=true&resourceVersion=5", ("watch", "pods")),
+    ("GET", "https://h:6443/api/v1/namespaces/a/configmaps/keys", ("get", "configmaps")),
+    ("PATCH", "https://h/apis/modelhub.dev/v1alpha1/namespaces/a/modelversions/v1/status", ("patch",
+                                                                                          "modelversions/status")),
+    ("PATCH", "https://h/apis/modelhub.dev/v1alpha1/revocations/r/status", ("patch", "revocations/status")),
+    ("PATCH", "https://h/apis/apps/v1/namespaces/a/deployments/d?fieldManager=m&force=true", ("patch",
+                                                                                            "deployments")),
+    ("PUT", "https://h/apis/coordination.k8s.io/v1/namespaces/s/leases/l", ("update", "leases")),
+    ("POST", "https://h/apis/events.k8s.io/v1/namespaces/a/events", ("create", "events")),
+    ("DELETE", "https://h/api/v1/namespaces/a/pods/p", ("delete", "pods")),
+    ("DELETE", "https://h/api/v1/namespaces/a/pods?labelSelector=x", ("deletecollection", "pods")),
+    ("GET", "https://h/apis/serving.kserve.io/v1beta1", ("get", "discovery")),
+    ("GET", "https://h/api/v1/namespaces/a", ("get", "namespaces")),
+])
+def test_request_kind_names_verb_and_resource(method: str, url: str, expected: tuple[str, str]) -> None:
+    assert request_kind(method, url) == expected
+
+
+def test_requests_are_counted_with_bounded_labels() -> None:
+    def value(verb: str, resource: str) -> float:
+        return metrics.REGISTRY.get_sample_value("modelhub_api_requests_total",
+                                                 {"verb": verb, "resource": resource}) or 0.0
+
+    before, other = value("delete", "pods"), value("create", metrics.OTHER)
+    metrics.record_api_request("delete", "pods")
+    metrics.record_api_request("create", "widgets/of/any/name")
+    assert value("delete", "pods") == before + 1
+    assert value("create", metrics.OTHER) == other + 1
+
+
+def test_lane_takes_versions_before_models_but_never_starves_a_model() -> None:
+    async def run() -> tuple[list[Any], list[Any]]:
+        lane = Lane(max_wait=0.2)
+        for key in [("Model", "a", "m"), ("ModelVersion", "a", "v1"), ("ModelVersion", "a", "v2")]:
+            lane.put_nowait(key)
+        first = [await lane.get() for _ in range(3)]
+        lane.put_nowait(("Model", "a", "m"))
+        await asyncio.sleep(0.25)  # the Model has waited its turn: it goes before a version queued now
+        lane.put_nowait(("ModelVersion", "a", "v3"))
+        second = [await lane.get() for _ in range(2)]
+        assert lane.qsize() == 0
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first == [("ModelVersion", "a", "v1"), ("ModelVersion", "a", "v2"), ("Model", "a", "m")]
+    assert second == [("Model", "a", "m"), ("ModelVersion", "a", "v3")]
+
+
+def _recorder(**settings: Any) -> tuple[Context, FakeKube]:
+    kube = FakeKube()
+
+    async def direct(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    ctx = Context(kube=kube, settings=Settings(**settings), io=direct)
+    return ctx, kube
+
+
+def test_events_are_rate_limited_and_a_full_backlog_drops_and_counts() -> None:
+    obj = {"apiVersion": "modelhub.dev/v1alpha1", "kind": "Model", "metadata": {"name": "m", "namespace": "a"}}
+    dropped = lambda: metrics.REGISTRY.get_sample_value("modelhub_events_dropped_total") or 0.0  # noqa: E731
+
+    async def run() -> tuple[int, int, float]:
+        ctx, kube = _recorder(event_qps=20.0, event_burst=5, event_backlog=30)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(40):
+            ctx.events.record(obj, [Event(C.NORMAL, "Tested", f"event {i}")], "Test")
+        await asyncio.sleep(0.1)
+        early = len(kube.recorded_events)
+        await ctx.events.drain()
+        return early, len(kube.recorded_events), loop.time() - started
+
+    before = dropped()
+    early, total, took = asyncio.run(run())
+    assert total == 30 and dropped() == before + 10  # 10 beyond the backlog: dropped, counted
+    assert early <= 5 + 3  # the burst, then 20 a second
+    assert took >= (30 - 5) / 20 * 0.9
