@@ -48,7 +48,7 @@ def verdict(verified: bool, approved: bool, *, uid: str = "u1", generation: int 
 ])
 def test_overlay(given: Verdict | None, require_approval: bool, ok: bool, missing: bool) -> None:
     verdicts = {} if given is None else {("ns", "v1"): given}
-    [seen], waiting = overlay_verdicts([version(status=FORGED)], verdicts, NOW)
+    [seen], waiting = overlay_verdicts([version(status=FORGED)], verdicts, NOW, require_approval=require_approval)
     assert eligible(model(require_approval), seen)[0] is ok
     assert (waiting == ["v1"]) is missing
 
@@ -67,3 +67,9 @@ def test_current_needs_the_same_uid_and_generation() -> None:
     assert not current(verdict(True, True, uid="u2"), v)
     assert not current(verdict(True, True, generation=2), v)
     assert not current(None, v)
+
+
+def test_without_required_approval_the_view_says_not_required() -> None:
+    [seen], _ = overlay_verdicts([version()], {("ns", "v1"): verdict(True, False)}, NOW, require_approval=False)
+    approved = next(c for c in seen["status"]["conditions"] if c["type"] == C.APPROVED)
+    assert (approved["status"], approved["reason"]) == (C.TRUE, R.NOT_REQUIRED)

@@ -45,10 +45,13 @@ def current(verdict: Verdict | None, obj: Mapping[str, Any]) -> bool:
 
 
 def overlay_verdicts(
-    versions: Iterable[dict[str, Any]], verdicts: Mapping[tuple[str, str], Verdict], now: str
+    versions: Iterable[dict[str, Any]], verdicts: Mapping[tuple[str, str], Verdict], now: str, *,
+    require_approval: bool = True,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The versions with SignatureVerified, Approved and ``status.verified.digest`` as this operator computed
-    them, and the names of those it has no current verdict for (the caller waits for them)."""
+    them, and the names of those it has no current verdict for (the caller waits for them). Without
+    `require_approval` (the Model's spec.trust.requireApproval), Approved is True NotRequired, as the version
+    reconcile writes it."""
     out: list[dict[str, Any]] = []
     missing: list[str] = []
     for v in versions:
@@ -70,10 +73,14 @@ def overlay_verdicts(
             assert verdict is not None
             conditions = set_condition(conditions, C.SIGNATURE_VERIFIED, C.TRUE if verdict.verified else C.FALSE,
                                        verdict.reason, verdict.message, gen, now)
-            conditions = set_condition(conditions, C.APPROVED, C.TRUE if verdict.approved else C.FALSE,
-                                       R.APPROVED if verdict.approved else R.AWAITING_APPROVAL,
-                                       "sealed approval record" if verdict.approved else "no valid approval record",
-                                       gen, now)
+            if not require_approval:
+                conditions = set_condition(conditions, C.APPROVED, C.TRUE, R.NOT_REQUIRED,
+                                           "the Model does not require approval", gen, now)
+            else:
+                conditions = set_condition(conditions, C.APPROVED, C.TRUE if verdict.approved else C.FALSE,
+                                           R.APPROVED if verdict.approved else R.AWAITING_APPROVAL,
+                                           "sealed approval record" if verdict.approved
+                                           else "no valid approval record", gen, now)
             if verdict.verified:
                 status["verified"] = {**(status.get("verified") or {}), "digest": verdict.verified_digest}
             else:

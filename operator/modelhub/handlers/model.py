@@ -140,7 +140,9 @@ class ModelReconciler:
         now = ctx.now_iso()
         versions = overlay_revocations(ctx.cache.by("ModelVersion", "model", (namespace, name)),
                                        ctx.live_revocations(), now)
-        versions, unverified = overlay_verdicts(versions, ctx.verdicts, now)
+        versions, unverified = overlay_verdicts(
+            versions, ctx.verdicts, now,
+            require_approval=bool(((model.get("spec") or {}).get("trust") or {}).get("requireApproval")))
         if unverified:  # not planned around before this operator has verified them (e.g. just after a start)
             for v in unverified:
                 ctx.enqueue("ModelVersion", namespace, v)
