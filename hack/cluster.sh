@@ -160,8 +160,12 @@ down() {
     "$here/real-node.sh" down || true
     kwok_env
     "$bin/kwokctl-$KWOK_VERSION" delete cluster --name "$name" --kubeconfig "$kubeconfig" >&2 || true
-    # Leave no process behind, whatever kwokctl thinks.
+    # Leave no process behind, whatever kwokctl thinks: a kube-apiserver a test restarted outside kwokctl can hang
+    # in its graceful shutdown once etcd is gone, so what is left after 10 s is killed.
     pkill -f "$KWOK_WORKDIR/clusters/$name/" 2>/dev/null || true
+    local i
+    for i in $(seq 1 20); do pgrep -f "$KWOK_WORKDIR/clusters/$name/" >/dev/null || break; sleep 0.5; done
+    pkill -KILL -f "$KWOK_WORKDIR/clusters/$name/" 2>/dev/null || true
   fi
   rm -f "$kubeconfig"
   log "stopped"
