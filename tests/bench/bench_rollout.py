@@ -14,12 +14,15 @@ one CPU Model per version (1 replica, `stable: 1.0.0`). The Models wait with Ver
 * operator: N ModelVersions (each its own Model's 1.0.0, bundle in the ConfigMap) are created concurrently by a
   thread pool; the clock runs from the first create to the moment the last of the N Deployments is Available
   (a watch on Deployments).
-* floor: in fresh namespaces, the same N Deployments (built by the operator's own builder, so the pod spec is the
-  same shape; no owner, not labelled for the operator) are created directly by the same thread pool, and timed
-  to all Available the same way. It is the best a plain client can do for the same work on this cluster.
+* floor: in fresh namespaces, the same N Deployments and the N Services in front of them (built by the
+  operator's own builders, so the objects are the same shape; no owner, not labelled for the operator) are
+  created directly by the same thread pool, each Deployment and its Service at once, and timed to all
+  Available the same way. It is the best a plain client can do for the same work on this cluster (a Service
+  create, which allocates a ClusterIP, costs the API server about three Deployment creates).
+  `--floor deployments` leaves the Services out, as the floor did before.
 
 Prints per-object latencies (create -> Deployment seen, seen -> Available; median / p99), then as the LAST line
-one JSON object: {"n": ..., "seconds": ..., "floor_seconds": ..., "ratio": ..., "requests_per_version": {"verb
+one JSON object: {"n": ..., "floor": "services", "seconds": ..., "floor_seconds": ..., "ratio": ..., "requests_per_version": {"verb
 resource": count, ...}} - the operator's API requests (its modelhub_api_requests_total, scraped before the
 creates and once its follow-up has settled) divided by N. Namespaces are deleted after.
 """
@@ -50,7 +53,14 @@ sys.path.insert(0, str(REPO))
 import kubernetes  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 from tests.support.kube import install_crds  # noqa: E402
-from tests.support.operator import Operator, api_requests, requests_between, start_operator  # noqa: E402
+from tests.support.operator import (  # noqa: E402
+    Operator,
+    api_requests,
+    requests_between,
+    scrape,
+    start_operator,
+    work_between,
+)
 
 from modelhub.domain.signing import (  # noqa: E402
     compute_manifest,
@@ -58,7 +68,7 @@ from modelhub.domain.signing import (  # noqa: E402
     sign_model_dir,
     subject_digest,
 )
-from modelhub.domain.workloads import LABEL_MANAGED, LABEL_SERVES, build_deployment  # noqa: E402
+from modelhub.domain.workloads import LABEL_MANAGED, LABEL_SERVES, build_deployment, build_service  # noqa: E402
 
 GROUP, VERSION = "modelhub.dev", "v1alpha1"
 IMAGE = "ghcr.io/example/serve:1.0"
@@ -163,6 +173,16 @@ class Item:
         meta["labels"] = {k: v for k, v in meta["labels"].items() if k not in (LABEL_SERVES, LABEL_MANAGED)}
         meta["labels"][BENCH_LABEL] = "floor"
         return dep
+
+    def floor_service(self, namespace: str) -> dict[str, Any]:
+        """The Service the operator would build in front of this version's Deployment, as a plain client's."""
+        model = {**self.model_manifest(), "metadata": {"name": self.model, "namespace": namespace, "uid": "x"}}
+        svc = build_service(model)
+        meta = svc["metadata"]
+        del meta["ownerReferences"]
+        meta["labels"] = {k: v for k, v in meta["labels"].items() if k != LABEL_MANAGED}
+        meta["labels"][BENCH_LABEL] = "floor"
+        return svc
 
 
 def make_items(root: Path, run: str, n: int, namespaces: int, private_key: bytes) -> list[Item]:
@@ -311,6 +331,19 @@ def timed_run(clients: Clients, namespaces: set[str], keys: list[tuple[str, str]
     return Result(end - t0, to_seen, seen_to_avail, total)
 
 
+def floor_create(clients: Clients, dep: dict[str, Any], svc: dict[str, Any] | None) -> None:
+    """A bare client's rollout of one version: its Deployment and (unless --floor deployments) its Service, sent
+    at once (neither waits for the other)."""
+    ns = dep["metadata"]["namespace"]
+    if svc is None:
+        clients.apps.create_namespaced_deployment(ns, dep)
+        return
+    done = threading.Thread(target=clients.core.create_namespaced_service, args=(ns, svc))
+    done.start()
+    clients.apps.create_namespaced_deployment(ns, dep)
+    done.join()
+
+
 def create_namespaces(clients: Clients, names: list[str]) -> None:
     for ns in names:
         clients.core.create_namespace({"metadata": {"name": ns, "labels": {BENCH_LABEL: "true"}}})
@@ -364,12 +397,16 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for all Available")
     ap.add_argument("--operator-verbose", action="store_true", help="run the operator with --verbose (its log)")
     ap.add_argument("--keep", action="store_true", help="keep the namespaces")
+    ap.add_argument("--floor", choices=("services", "deployments"), default="services",
+                    help="what the floor creates per version: the Deployment and the Service the operator makes "
+                         "(the same work, default), or the Deployment alone")
     args = ap.parse_args()
     if not os.environ.get("KUBECONFIG"):
         raise SystemExit("set KUBECONFIG (make bench-rollout brings up the local control plane)")
 
     run = uuid.uuid4().hex[:5]
     requests: dict[str, float] = {}
+    work: dict[str, float] = {}
     clients = Clients(pool=max(args.concurrency * 2, 64))
     private_key, public_key = generate_private_key("p256")
     root = Path(tempfile.mkdtemp(prefix="bench-rollout-models-"))
@@ -386,11 +423,12 @@ def main() -> int:
             create_namespaces(clients, floor_namespaces)
             floor_items = [(floor_namespaces[i % args.namespaces], it) for i, it in enumerate(items)]
             floor_deps = [it.floor_deployment(ns) for ns, it in floor_items]
-            log("floor: creating the Deployments directly")
+            floor_svcs = [it.floor_service(ns) for ns, it in floor_items] if args.floor == "services" else []
+            log(f"floor: creating the Deployments{' and their Services' if floor_svcs else ''} directly")
             floor = timed_run(
                 clients, set(floor_namespaces), [(ns, it.version_name) for ns, it in floor_items],
-                [lambda d=d: clients.apps.create_namespaced_deployment(d["metadata"]["namespace"], d)
-                 for d in floor_deps],
+                [lambda i=i: floor_create(clients, floor_deps[i], floor_svcs[i] if floor_svcs else None)
+                 for i in range(len(floor_deps))],
                 f"{BENCH_LABEL}=floor", args.concurrency, args.timeout,
             )
             delete_namespaces(clients, floor_namespaces)  # gone before the operator run starts
@@ -410,6 +448,7 @@ def main() -> int:
             wait_models_settled(clients, items)
             time.sleep(1)  # let the last status writes and their watch events drain
             before = settled_requests(op_proc) if op_proc else {}
+            work_before = scrape(op_proc.metrics_port) if op_proc else {}
 
             log("operator: creating the ModelVersions")
             op = timed_run(
@@ -421,6 +460,7 @@ def main() -> int:
             if op_proc:
                 # Everything the rollout cost, up to its follow-up (status writes, Events) done.
                 requests = requests_between(before, settled_requests(op_proc))
+                work = work_between(work_before, scrape(op_proc.metrics_port))
                 log(f"operator log: {op_proc.log_path}")
     finally:
         if not args.keep:
@@ -446,7 +486,18 @@ def main() -> int:
         for k, v in per_version.items():
             log(f"  {k:34} {v:6.2f}")
         log(f"  {'total':34} {sum(per_version.values()):6.2f}")
-    print(json.dumps({"n": args.n, "namespaces": args.namespaces, "seconds": round(op.seconds, 3),
+    if work:
+        log("operator work, rollout and its follow-up (reconciles per version, mean seconds each):")
+        for kind in sorted({k.split()[-1] for k in work if k.startswith("reconciles ")}):
+            count = work[f"reconciles {kind}"]
+            mean = work[f"reconcile seconds {kind}"] / count if count else 0.0
+            log(f"  {kind:34} {count / args.n:6.2f}  {mean * 1000:7.1f} ms")
+        for k, v in work.items():
+            if k.startswith("latency "):
+                log(f"  {'answer to ' + k.split(' ', 1)[1] + ' (mean)':34} {'':6}  {v * 1000:7.1f} ms")
+        waits = work.get("queue waits", 0.0)
+        log(f"  {'queue wait (mean)':34} {'':6}  {work.get('queue wait seconds', 0.0) / waits * 1000 if waits else 0:7.1f} ms")
+    print(json.dumps({"n": args.n, "namespaces": args.namespaces, "floor": args.floor, "seconds": round(op.seconds, 3),
                       "floor_seconds": round(floor.seconds, 3), "ratio": round(ratio, 3),
                       "requests_per_version": per_version}), flush=True)
     return 0

@@ -120,6 +120,45 @@ def api_requests(metrics_port: int, timeout: float = 5.0) -> dict[tuple[str, str
     return out
 
 
+def scrape(metrics_port: int, timeout: float = 5.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the operator's /metrics: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own loopback endpoint
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def work_between(before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+                 after: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
+    """What the operator did between two scrapes: reconciles and their seconds by kind, keys taken off the
+    queue and the seconds they waited there."""
+    def delta(name: str, **labels: str) -> float:
+        total = 0.0
+        for (n, lab), v in after.items():
+            if n == name and all(dict(lab).get(k) == val for k, val in labels.items()):
+                total += v - before.get((n, lab), 0.0)
+        return total
+
+    out: dict[str, float] = {}
+    kinds = {dict(lab).get("kind") for n, lab in after if n == "modelhub_reconcile_duration_seconds_count"}
+    for kind in sorted(k for k in kinds if k):
+        out[f"reconciles {kind}"] = delta("modelhub_reconcile_duration_seconds_count", kind=kind)
+        out[f"reconcile seconds {kind}"] = delta("modelhub_reconcile_duration_seconds_sum", kind=kind)
+    requests = {(dict(lab)["verb"], dict(lab)["resource"]) for n, lab in after
+                if n == "modelhub_api_request_duration_seconds_count"}
+    for verb, res in sorted(requests):
+        count = delta("modelhub_api_request_duration_seconds_count", verb=verb, resource=res)
+        if count:
+            out[f"latency {verb} {res}"] = delta("modelhub_api_request_duration_seconds_sum", verb=verb,
+                                                 resource=res) / count
+    out["queue waits"] = delta("modelhub_queue_wait_seconds_count")
+    out["queue wait seconds"] = delta("modelhub_queue_wait_seconds_sum")
+    return out
+
+
 def requests_between(before: dict[tuple[str, str], float],
                      after: dict[tuple[str, str], float]) -> dict[str, float]:
     """`verb resource` -> how many requests were sent between two scrapes (only those that were)."""

@@ -134,6 +134,15 @@ def test_transitions_are_structured() -> None:
     ([cond(C.READY, C.TRUE, R.SERVING)], [cond(C.READY, C.FALSE, R.NOT_PROMOTED)], [(C.NORMAL, R.NOT_PROMOTED)]),
     # nothing changed
     ([cond(C.READY, C.TRUE, R.SERVING)], [cond(C.READY, C.TRUE, R.SERVING)], []),
+    # a new version that no Model promotes yet says only that it verified
+    (None, [cond(C.SIGNATURE_VERIFIED, C.TRUE, R.VERIFIED), cond(C.AVAILABLE, C.FALSE, R.NOT_PROMOTED),
+            cond(C.READY, C.FALSE, R.NOT_PROMOTED)], [(C.NORMAL, R.VERIFIED)]),
+    # pods coming up are no news; pods that cannot come up are
+    ([cond(C.READY, C.FALSE, R.NOT_PROMOTED)], [cond(C.AVAILABLE, C.FALSE, R.PROGRESSING),
+                                                cond(C.READY, C.FALSE, R.PROGRESSING)], []),
+    ([cond(C.READY, C.FALSE, R.PROGRESSING)], [cond(C.READY, C.FALSE, R.UNSCHEDULABLE)],
+     [(C.WARNING, R.UNSCHEDULABLE)]),
+    ([cond(C.READY, C.TRUE, R.SERVING)], [cond(C.READY, C.FALSE, R.PROGRESSING)], [(C.WARNING, R.PROGRESSING)]),
 ])
 def test_version_events(old: Any, new: Any, expected: list[tuple[str, str]]) -> None:
     assert [(e.type, e.reason) for e in version_events(old, new)] == expected

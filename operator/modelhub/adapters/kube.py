@@ -93,14 +93,22 @@ def request_kind(method: str, url: str) -> tuple[str, str]:
 
 
 def _counted(call_api: Any) -> Any:
-    """`ApiClient.call_api`, counting every request by verb and resource (modelhub_api_requests_total)."""
+    """`ApiClient.call_api`, counting every request by verb and resource (modelhub_api_requests_total) and timing
+    its answer (modelhub_api_request_duration_seconds)."""
 
     def call(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        kind = None
         try:
-            metrics.record_api_request(*request_kind(method, url))
+            kind = request_kind(method, url)
+            metrics.record_api_request(*kind)
         except Exception:  # noqa: BLE001 - counting never fails a request
             log.debug("request %s %s not counted", method, url, exc_info=True)
-        return call_api(method, url, *args, **kwargs)
+        started = time.monotonic()
+        try:
+            return call_api(method, url, *args, **kwargs)
+        finally:
+            if kind is not None:
+                metrics.record_api_latency(*kind, time.monotonic() - started)
 
     return call
 

@@ -133,6 +133,11 @@ API_REQUESTS = Counter(
     "delete, deletecollection) and resource (e.g. deployments, pods, modelversions/status)",
     ["verb", "resource"],
 )
+API_REQUEST_SECONDS = Histogram(
+    "modelhub_api_request_duration_seconds",
+    "Seconds from sending a request to the API server to its answer, by verb and resource (watches excluded)",
+    ["verb", "resource"], buckets=_RECONCILE_BUCKETS,
+)
 EVENTS_DROPPED = Counter(
     "modelhub_events_dropped_total",
     "Kubernetes Events not recorded because the Event rate limit's backlog was full",
@@ -310,6 +315,12 @@ API_VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "del
 def record_api_request(verb: str, resource: str) -> None:
     """One request the operator sent to the API server (counted by the kube adapter for every call)."""
     API_REQUESTS.labels(_one_of(verb, API_VERBS), _one_of(resource, API_RESOURCES)).inc()
+
+
+def record_api_latency(verb: str, resource: str, seconds: float) -> None:
+    """How long one request (not a watch) took to be answered."""
+    if verb != "watch":
+        API_REQUEST_SECONDS.labels(_one_of(verb, API_VERBS), _one_of(resource, API_RESOURCES)).observe(seconds)
 
 
 def record_event_dropped(count: int = 1) -> None:

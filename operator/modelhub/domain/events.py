@@ -54,17 +54,24 @@ def transitions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> 
 
 
 # The "nothing to report" first states of a new version: not an Event.
-_QUIET_FIRST = frozenset({(C.REVOKED, R.NOT_REVOKED), (C.APPROVED, R.NOT_REQUIRED)})
+_QUIET_FIRST = frozenset({(C.REVOKED, R.NOT_REVOKED), (C.APPROVED, R.NOT_REQUIRED), (C.READY, R.NOT_PROMOTED),
+                          (C.AVAILABLE, R.NOT_PROMOTED)})
+# Passing states, no Event unless the version was serving: pods coming up are news when they serve (Serving) or cannot (Unschedulable,
+# ArtifactRejected). Each Event is a write, and a rollout of many versions would otherwise pay for this too.
+_QUIET = frozenset({(C.READY, R.PROGRESSING), (C.AVAILABLE, R.PROGRESSING)})
 
 
 def version_events(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[Event]:
-    """The Events for a ModelVersion's condition changes: not the first quiet state of a new version, and not
-    `Available` when `Ready` makes the same turn (the same news twice)."""
+    """The Events for a ModelVersion's condition changes: not the first quiet state of a new version, not a
+    passing state (pods coming up), and not `Available` when `Ready` makes the same turn (the same news twice)."""
     changed = transitions(old, new)
     ready_turned = {t.status for t in changed if t.condition == C.READY}
+    was_serving = (get_condition(old, C.READY) or {}).get("status") == C.TRUE  # then losing its pods is news
     out = []
     for t in changed:
         if t.first and (t.condition, t.reason) in _QUIET_FIRST:
+            continue
+        if (t.condition, t.reason) in _QUIET and not was_serving:
             continue
         if t.condition == C.AVAILABLE and t.status in ready_turned:
             continue

@@ -172,14 +172,18 @@ class ModelReconciler:
             for dep_name in plan.deletes:
                 await ctx.io(ctx.kube.delete_deployment, namespace, dep_name)
                 ctx.cache.drop("Deployment", namespace, dep_name)
-            await asyncio.gather(*(self._write_deployment(w) for w in plan.writes))
-            if plan.service is not None:
-                try:
-                    await ctx.io(ctx.kube.apply, plan.service)
-                except Exception:
+            # The Deployments and the Model's Service at once: neither names the other, and a Service create
+            # (a ClusterIP allocation) can take longer under load than the Deployment it fronts.
+            written = await asyncio.gather(
+                *(self._write_deployment(w) for w in plan.writes),
+                *([self._apply_service(plan.service)] if plan.service is not None else []),
+                return_exceptions=True)
+            failed = [r for r in written if isinstance(r, BaseException)]
+            if failed:
+                if plan.service is not None and isinstance(written[-1], BaseException):
                     for w in plan.writes:  # so that the retry writes them, and this Service, again
                         ctx.applied_generation.pop((namespace, w.desired["metadata"]["name"]), None)
-                    raise
+                raise failed[0]
             # The router: Services before the route that names them; stale Services after it no longer does.
             await asyncio.gather(*(self._apply_service(svc) for svc in plan.version_services))
             if plan.route is not None:

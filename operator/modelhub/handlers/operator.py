@@ -25,6 +25,21 @@ from modelhub.handlers.watches import Watches
 log = logging.getLogger(__name__)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf builds a "diff-base" (a deep copy of each object's essence) on every watch event, for change
+    handlers. We register none (our handlers only route events to the work queue), so the copy is waste: a
+    tenth of the event loop's time during a rollout of 100 versions."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def _webhook_server(s: Settings) -> kopf.WebhookServer:
     return webhook.server(s.webhook_host, s.webhook_port)
 
@@ -41,6 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     except ValueError as exc:
         raise kopf.PermanentError(f"invalid operator setting: {exc}") from None
     settings.posting.enabled = False  # we record our own events.k8s.io Events
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30

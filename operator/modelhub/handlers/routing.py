@@ -93,7 +93,14 @@ class Router:
             return False
         return self.ctx.cache.put(kind, obj)
 
+    def echo(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> bool:
+        """A MODIFIED event carrying the state our own write already put in the cache (a status patch, an
+        apply): nothing changed since the reconcile that wrote it, which enqueued whatever depends on it."""
+        return event_type == "MODIFIED" and self.ctx.cache.holds(kind, obj)
+
     def on_model(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        if self.echo("Model", event_type, obj):
+            return
         self.record("Model", event_type, obj)
         m = _meta(obj)
         key = (m["namespace"], m["name"])
@@ -104,6 +111,8 @@ class Router:
         self.ctx.enqueue("Model", *key)
 
     def on_version(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        if self.echo("ModelVersion", event_type, obj):
+            return
         self.record("ModelVersion", event_type, obj)
         m = _meta(obj)
         key = (m["namespace"], m["name"])
@@ -220,6 +229,8 @@ class Router:
 
     def on_service(self, event_type: str | None, obj: dict[str, Any]) -> None:
         """A managed Service edited or deleted by hand: the Model's reconcile puts it back."""
+        if self.echo("Service", event_type, obj):
+            return
         self.record("Service", event_type, obj)
         m = _meta(obj)
         model = (m.get("labels") or {}).get(L.MODEL)

@@ -90,6 +90,14 @@ class Cache:
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self.objects.get(kind, {}).get((namespace or "", name))
 
+    def holds(self, kind: str, body: dict[str, Any]) -> bool:
+        """Whether the cache already holds exactly this state of the object (the same resourceVersion): the
+        watch's echo of a write whose answer went into the cache."""
+        meta = body.get("metadata") or {}
+        rv = meta.get("resourceVersion")
+        cached = self.get(kind, meta.get("namespace"), meta.get("name") or "")
+        return bool(rv) and cached is not None and (cached.get("metadata") or {}).get("resourceVersion") == rv
+
     def all(self, kind: str) -> list[dict[str, Any]]:
         return list(self.objects.get(kind, {}).values())
 

@@ -257,9 +257,11 @@ class VersionReconciler:
             status = {**status, "resolvedUri": pinned}
         if revoked:
             failpoints.hit("version.before-revoked-status")
-        await write_status(self.ctx, "ModelVersion", obj, status)
+        wrote = await write_status(self.ctx, "ModelVersion", obj, status)
         self.router_facts(rdomain.VersionFacts.from_object({**obj, "status": status}))
         self.ctx.events.record(obj, plan.events, "Reconcile")
-        if (plan.conditions_changed or verdict_changed) and model is not None:
+        # The Model reads its versions' status: it looks again after every write (the write's watch echo does
+        # not enqueue it: Router.echo).
+        if (wrote or plan.conditions_changed or verdict_changed) and model is not None:
             self.ctx.enqueue("Model", namespace, _meta(model)["name"])
         return plan.requeue
