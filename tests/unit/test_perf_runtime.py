@@ -97,3 +97,32 @@ def test_events_are_rate_limited_and_a_full_backlog_drops_and_counts() -> None:
     assert total == 30 and dropped() == before + 10  # 10 beyond the backlog: dropped, counted
     assert early <= 5 + 3  # the burst, then 20 a second
     assert took >= (30 - 5) / 20 * 0.9
+
+
+def test_a_reconcile_supersedes_its_keys_look_again_timer() -> None:
+    """A key with a pending requeue that is reconciled earlier (an event enqueued it) is not reconciled again when
+    the old timer would have fired: the reconcile decided its own requeue (here: none)."""
+    from modelhub.handlers.runtime import WorkQueue
+
+    calls: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def reconcile(key: Any) -> float | None:
+            calls.append(loop.time())
+            return 0.3 if len(calls) == 1 else None  # the first asks to look again; the next one does not
+
+        q = WorkQueue(reconcile, workers=1, revocation_workers=1)
+        q.start()
+        key = ("Model", "ns", "m")
+        q.add(key)
+        await asyncio.sleep(0.05)
+        assert len(calls) == 1  # and a timer for 0.3 s later is pending
+        q.add(key)  # an event: reconciled at once
+        await asyncio.sleep(0.5)  # past the old timer
+        await q.stop()
+
+    asyncio.run(main())
+    assert len(calls) == 2
+    assert calls[1] - calls[0] < 0.25  # the second was the event's, not the timer's

@@ -8,8 +8,10 @@ import datetime as dt
 WORKLOAD_SETTLING = 3.0
 # A Revocation whose workloads are not all gone yet.
 REVOCATION_REMAINING = 1.0
-# A Model with versions this operator has not verified yet looks again after (their verdicts also enqueue it).
-UNVERIFIED_WAIT = 2.0
+# A Model with versions this operator has not verified yet looks again after this (a safety net: each version's
+# reconcile enqueues its Model as soon as it has a verdict; a burst of new versions can take longer than a few
+# seconds to verify, and a short wait would reconcile every waiting Model again and again for nothing).
+UNVERIFIED_WAIT = 10.0
 # A bundle in a store that is missing or unreachable: no watch sees it land, so look again — every 5 s at first,
 # then at half the age of the failure, at most every 5 minutes.
 BUNDLE_RETRY_MIN = 5.0

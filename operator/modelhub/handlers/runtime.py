@@ -241,6 +241,11 @@ class WorkQueue:
                 continue
             self._queued.discard(key)
             self._active.add(key)
+            # A look-again timer of this key is moot: the reconcile starting now decides its own requeue (a
+            # settling Deployment, a version awaiting its verdict would otherwise reconcile again for nothing).
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
             started = time.monotonic()
             metrics.observe_queue_wait(started - self._since.pop(key, started))
             metrics.queue_depth(len(self._queued))
