@@ -145,6 +145,7 @@ class Harness:
 
         async def go() -> float | None:
             result = await self.reconciler.dispatch(key)
+            await self.ctx.behind.drain()
             await self.ctx.events.drain()
             return result
 

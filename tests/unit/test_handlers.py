@@ -138,6 +138,32 @@ def test_model_rolls_out_once_then_skips_and_reverts_hand_edits(h: Harness, sign
     assert deployments(h)[vname("1.0.0")]["spec"]["replicas"] == 2
 
 
+def test_a_failed_service_write_behind_reconciles_the_model_again_and_writes_it(h: Harness, signed: Any) -> None:
+    """The Model's Service is written behind its reconcile: a failure is not lost, the Model looks again (with
+    backoff) and writes its Deployment and its Service again."""
+    setup(h, signed, stable="1.0.0")
+    real_apply = h.kube.apply
+    failures = []
+
+    def apply(obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "Service" and not failures:
+            failures.append(obj["metadata"]["name"])
+            raise RuntimeError("the API server timed out")
+        return real_apply(obj)
+
+    h.kube.apply = apply  # type: ignore[method-assign]
+    h.deliver_all()
+    for v in signed[1]:
+        h.run(("ModelVersion", NS, vname(v)))
+    h.run(("Model", NS, "clf"))
+    assert failures == ["clf"]
+    assert h.kube.get("Service", NS, "clf") is None
+    assert ("Model", NS, "clf") in h.queue.later  # looks again after a backoff
+    h.settle(controllers=h.settle_deployments)
+    assert h.kube.get("Service", NS, "clf") is not None
+    assert list(deployments(h)) == [vname("1.0.0")]
+
+
 def test_unapproved_version_is_never_deployed(h: Harness, signed: Any) -> None:
     setup(h, signed, stable="1.1.0", require_approval=True, approve=("1.0.0",))
     h.settle(controllers=h.settle_deployments)

@@ -58,6 +58,7 @@ class Settings:
     workers: int = 16
     revocation_workers: int = 4
     event_concurrency: int = 8
+    service_write_concurrency: int = 4
     # Events are best effort: at most `event_qps` a second (bursts of `event_burst`), a bounded backlog beyond.
     # (client-go's recorder likewise drops beyond 1000 queued Events.)
     event_qps: float = 10.0
@@ -287,6 +288,47 @@ class EventRecorder:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+class WritesBehind:
+    """Writes that no reconcile needs to wait for, run beside the queue workers, a few at a time, at most one
+    per key: the Model's Service (a ClusterIP allocation, which under load takes the API server longer than
+    the Deployment behind it; nothing else waits for it, so a worker holding on to it would only delay the next
+    Models' Deployments). A key asked again while its write runs is written again once it ends (`again`)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._running: dict[Any, asyncio.Task[None]] = {}
+        self._again: dict[Any, Callable[[], Awaitable[None]]] = {}
+
+    def submit(self, key: Any, write: Callable[[], Awaitable[None]]) -> None:
+        if key in self._running:
+            self._again[key] = write  # the latest wins
+            return
+
+        async def run(fn: Callable[[], Awaitable[None]]) -> None:
+            try:
+                while True:
+                    async with self._slots:
+                        try:
+                            await fn()
+                        except Exception:  # noqa: BLE001 - `write` reports its own failures
+                            log.exception("a write behind of %s failed", key)
+                    nxt = self._again.pop(key, None)
+                    if nxt is None:
+                        return
+                    fn = nxt
+            finally:
+                self._running.pop(key, None)
+
+        self._running[key] = asyncio.create_task(run(write))
+
+    def running(self, key: Any) -> bool:
+        return key in self._running
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+
 class GoneWaiter:
     """Workloads a teardown deleted and waits to see gone; `done` is set when none is left."""
 
@@ -325,6 +367,7 @@ class Context:
     teardown_pool: concurrent.futures.Executor | None = None
     configmaps: ConfigMapCache = field(init=False)
     events: EventRecorder = field(init=False)
+    behind: WritesBehind = field(init=False)
     # Whether Services are watched into the cache (then a missing one is seen, and re-applied).
     services_watched: bool = False
     # Signature-bundle fetches off the queue workers (default: a BundleFetcher with the environment's bounds).
@@ -339,6 +382,7 @@ class Context:
     def __post_init__(self) -> None:
         self.configmaps = ConfigMapCache(self.kube)
         self.events = EventRecorder(self, self.settings.event_concurrency)
+        self.behind = WritesBehind(self.settings.service_write_concurrency)
         if self.bundles is None:
             from modelhub.adapters.bundles import BundleFetcher
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -11,6 +12,7 @@ from typing import Any
 from modelhub.adapters import metrics
 from modelhub.api import types as api
 from modelhub.domain import requeue, traffic
+from modelhub.domain.requeue import failure_backoff
 from modelhub.domain.deployments import Write
 from modelhub.domain.model_plan import DeploymentWrite, overlay_revocations, plan_model
 from modelhub.domain.verdicts import overlay_verdicts
@@ -61,6 +63,7 @@ class ModelReconciler:
         self._gateway_checked: float | None = None
         # HTTPRoute generations we wrote last, by (namespace, name): a higher live one is someone else's edit.
         self.route_generation: dict[tuple[str, str], int] = {}
+        self._service_failures: dict[tuple[str, str], int] = {}
 
     async def gateway_api(self) -> bool:
         """Whether the cluster serves HTTPRoutes (gateway.networking.k8s.io/v1): discovered on first need, asked
@@ -131,6 +134,25 @@ class ModelReconciler:
         if isinstance(result, dict) and result.get("metadata"):
             self.ctx.cache.put("Service", {"kind": "Service", "apiVersion": "v1", **result})
 
+    async def _service_behind(self, svc: dict[str, Any], deployments: list[str]) -> None:
+        """The Model's Service, written behind its reconcile; a failure reconciles the Model again (with the
+        Deployments of that reconcile written again too, which applies the Service again)."""
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        try:
+            await self._apply_service(svc)
+        except Exception as exc:
+            if _namespace_terminating(exc):
+                return
+            for dep in deployments:
+                self.ctx.applied_generation.pop((ns, dep), None)
+            self._service_failures[(ns, name)] = n = self._service_failures.get((ns, name), 0) + 1
+            delay = failure_backoff(n)
+            log.warning("applying Service %s/%s failed (attempt %d; the Model looks again in %.1fs): %s",
+                        ns, name, n, delay, exc)
+            self.ctx.enqueue("Model", ns, name, delay)
+            return
+        self._service_failures.pop((ns, name), None)
+
     async def reconcile(self, namespace: str, name: str) -> float | None:
         ctx = self.ctx
         model = ctx.cache.get("Model", namespace, name)
@@ -172,18 +194,13 @@ class ModelReconciler:
             for dep_name in plan.deletes:
                 await ctx.io(ctx.kube.delete_deployment, namespace, dep_name)
                 ctx.cache.drop("Deployment", namespace, dep_name)
-            # The Deployments and the Model's Service at once: neither names the other, and a Service create
-            # (a ClusterIP allocation) can take longer under load than the Deployment it fronts.
-            written = await asyncio.gather(
-                *(self._write_deployment(w) for w in plan.writes),
-                *([self._apply_service(plan.service)] if plan.service is not None else []),
-                return_exceptions=True)
-            failed = [r for r in written if isinstance(r, BaseException)]
-            if failed:
-                if plan.service is not None and isinstance(written[-1], BaseException):
-                    for w in plan.writes:  # so that the retry writes them, and this Service, again
-                        ctx.applied_generation.pop((namespace, w.desired["metadata"]["name"]), None)
-                raise failed[0]
+            await asyncio.gather(*(self._write_deployment(w) for w in plan.writes))
+            if plan.service is not None:
+                # Behind the reconcile: nothing waits for the Service, and its create (a ClusterIP allocation)
+                # can take the API server longer under load than the Deployment it fronts.
+                ctx.behind.submit(("Service", namespace, name),
+                                  functools.partial(self._service_behind, plan.service,
+                                                    [w.desired["metadata"]["name"] for w in plan.writes]))
             # The router: Services before the route that names them; stale Services after it no longer does.
             await asyncio.gather(*(self._apply_service(svc) for svc in plan.version_services))
             if plan.route is not None:
