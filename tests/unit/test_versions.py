@@ -4,7 +4,9 @@ certificate signatures made on real files, and how the revocation index reads it
 from __future__ import annotations
 
 import hashlib
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.unit.pki import Pki, der
@@ -182,3 +184,21 @@ def test_revocation_by_certificate_and_by_ca_reads_the_status(cert_signed, key_s
     assert cond(st, "Revoked")["status"] == "True" and "leaked-cert" in cond(st, "Revoked")["message"]
     idx.remove(("ml", "m-1-0-0"))
     assert not idx.by_certificate and not idx.by_ca
+
+
+# --- when a Deployment's pods are asked why they do not serve ---------------------------------------------------
+@pytest.mark.parametrize(("deployment", "expected"), [
+    ({"status": {"conditions": [{"type": "Progressing", "status": "True",
+                                 "lastUpdateTime": "2026-12-01T11:59:58Z"}]}}, False),  # moved 2 s ago
+    ({"status": {"conditions": [{"type": "Progressing", "status": "True",
+                                 "lastUpdateTime": "2026-12-01T11:59:50Z"}]}}, True),  # stalled 10 s
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:59:59Z"}, "status": {}}, False),  # just created
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {}}, True),
+    ({"status": {"conditions": [{"type": "Progressing", "lastUpdateTime": "garbage"}]}}, True),  # unknown: ask
+    ({}, True),
+    ({"status": {"conditions": "not a list"}}, True),
+])
+def test_pods_are_asked_once_a_deployment_stalls(deployment: dict[str, Any], expected: bool) -> None:
+    from modelhub.domain.versions import ask_pods
+
+    assert ask_pods(deployment, dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)) is expected

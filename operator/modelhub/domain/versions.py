@@ -235,6 +235,33 @@ def version_status(
     return status
 
 
+# A Deployment that made progress (its controller's Progressing condition moved) less than this many seconds
+# ago is coming up: its pods are not asked why they do not serve yet. Each ask is a pod list, and during a
+# rollout of many versions every Deployment status change would otherwise ask.
+PODS_ASKED_AFTER = 5.0
+
+
+def _parse_time(text: Any) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def ask_pods(deployment: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether a Deployment with fewer ready replicas than wanted has stalled long enough for its pods to be
+    asked why (the scheduler's message, the loader's refusal): no progress for PODS_ASKED_AFTER seconds, or no
+    progress time to go by (then always)."""
+    conditions = (deployment.get("status") or {}).get("conditions")
+    progressing = get_condition(conditions if isinstance(conditions, list) else None, "Progressing") or {}
+    moved = _parse_time(progressing.get("lastUpdateTime")) or _parse_time(
+        (deployment.get("metadata") or {}).get("creationTimestamp"))
+    return moved is None or (now - moved).total_seconds() >= PODS_ASKED_AFTER
+
+
 def revoked_by(obj: Mapping[str, Any], cover: tuple[Mapping[str, Any], str] | None, now: str) -> Revoked | None:
     """The revocation to record for a version a Revocation covers (`cover`: the Revocation and why). The time
     it was first recorded is kept while the same Revocation covers it."""

@@ -298,11 +298,18 @@ class WritesBehind:
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._running: dict[Any, asyncio.Task[None]] = {}
         self._again: dict[Any, Callable[[], Awaitable[None]]] = {}
+        self._what: dict[Any, Any] = {}
+        self._what_next: dict[Any, Any] = {}
 
-    def submit(self, key: Any, write: Callable[[], Awaitable[None]]) -> None:
+    def submit(self, key: Any, write: Callable[[], Awaitable[None]], what: Any = None) -> None:
+        """Run `write` for `key`; `what` is what it writes: asked again for the same while it runs, nothing
+        more is done (a Model reconciled again before its Service landed plans the same Service)."""
         if key in self._running:
-            self._again[key] = write  # the latest wins
+            if what is None or self._what.get(key) != what:
+                self._again[key] = write  # the latest wins
+                self._what_next[key] = what
             return
+        self._what[key] = what
 
         async def run(fn: Callable[[], Awaitable[None]]) -> None:
             try:
@@ -316,8 +323,10 @@ class WritesBehind:
                     if nxt is None:
                         return
                     fn = nxt
+                    self._what[key] = self._what_next.pop(key, None)
             finally:
                 self._running.pop(key, None)
+                self._what.pop(key, None)
 
         self._running[key] = asyncio.create_task(run(write))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -200,7 +201,8 @@ class ModelReconciler:
                 # can take the API server longer under load than the Deployment it fronts.
                 ctx.behind.submit(("Service", namespace, name),
                                   functools.partial(self._service_behind, plan.service,
-                                                    [w.desired["metadata"]["name"] for w in plan.writes]))
+                                                    [w.desired["metadata"]["name"] for w in plan.writes]),
+                                  what=json.dumps(plan.service, sort_keys=True))
             # The router: Services before the route that names them; stale Services after it no longer does.
             await asyncio.gather(*(self._apply_service(svc) for svc in plan.version_services))
             if plan.route is not None:

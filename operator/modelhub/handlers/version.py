@@ -206,7 +206,8 @@ class VersionReconciler:
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
         tmpl = ((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}
         unschedulable = rejected = None
-        if ready < replicas:  # why not: the scheduler cannot place them, or the loader refused the artifact
+        if ready < replicas and vdomain.ask_pods(dep, self.ctx.clock()):  # why not (once it stalls): the
+            # scheduler cannot place them, or the loader refused the artifact
             instance = (_meta(dep).get("labels") or {}).get(L.INSTANCE, "")
             unschedulable, rejected = await self.ctx.io(self.ctx.kube.pod_problems, m["namespace"],
                                                         f"{L.INSTANCE}={instance}")
