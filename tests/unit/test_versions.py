@@ -3,8 +3,8 @@ certificate signatures made on real files, and how the revocation index reads it
 
 from __future__ import annotations
 
-import hashlib
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 

@@ -23,7 +23,8 @@ def limit_malloc_arenas(env: dict[str, str] | None = None) -> int | None:
     try:
         arenas = int(e.get("MODELHUB_MALLOC_ARENAS", "2"))
     except ValueError:
-        raise SystemExit(f"MODELHUB_MALLOC_ARENAS must be a whole number, not {e.get('MODELHUB_MALLOC_ARENAS')!r}")
+        raise SystemExit(
+            f"MODELHUB_MALLOC_ARENAS must be a whole number, not {e.get('MODELHUB_MALLOC_ARENAS')!r}") from None
     if arenas <= 0:
         return None
     name = ctypes.util.find_library("c")

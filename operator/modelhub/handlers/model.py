@@ -13,9 +13,9 @@ from typing import Any
 from modelhub.adapters import metrics
 from modelhub.api import types as api
 from modelhub.domain import requeue, traffic
-from modelhub.domain.requeue import failure_backoff
 from modelhub.domain.deployments import Write
 from modelhub.domain.model_plan import DeploymentWrite, overlay_revocations, plan_model
+from modelhub.domain.requeue import failure_backoff
 from modelhub.domain.verdicts import overlay_verdicts
 from modelhub.handlers.context import Context
 from modelhub.handlers.status import write_status
