@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 import kubernetes  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
+from tests.support import cpu  # noqa: E402
 from tests.support.kube import install_crds  # noqa: E402
 from tests.support.operator import (  # noqa: E402
     Operator,
@@ -311,24 +312,28 @@ class Result:
     to_seen: list[float]
     seen_to_available: list[float]
     total: list[float]
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process over the timed window
 
 
 def timed_run(clients: Clients, namespaces: set[str], keys: list[tuple[str, str]],
-              creates: list[Callable[[], Any]], label_selector: str, concurrency: int, timeout: float) -> Result:
+              creates: list[Callable[[], Any]], label_selector: str, concurrency: int, timeout: float,
+              names: dict[int, str] | None = None) -> Result:
     watcher = Watcher(clients, namespaces, label_selector)
     watcher.start()
     try:
+        cpu_before = cpu.snapshot()
         t0 = time.monotonic()
         sent = create_all(creates, concurrency)
         created = time.monotonic() - t0
         end = watcher.wait(len(keys), timeout)
+        spent = cpu.cpu_between(cpu_before, cpu.snapshot(), {os.getpid(): "(this benchmark)", **names})
     finally:
         watcher.stop()
     log(f"  all {len(creates)} creates returned after {created:.2f}s")
     to_seen = [watcher.seen[k] - sent[i] for i, k in enumerate(keys)]
     seen_to_avail = [watcher.available[k] - watcher.seen[k] for k in keys]
     total = [watcher.available[k] - sent[i] for i, k in enumerate(keys)]
-    return Result(end - t0, to_seen, seen_to_avail, total)
+    return Result(end - t0, to_seen, seen_to_avail, total, spent)
 
 
 def floor_create(clients: Clients, dep: dict[str, Any], svc: dict[str, Any] | None) -> None:
@@ -456,6 +461,7 @@ def main() -> int:
                 [lambda it=it: clients.custom.create_namespaced_custom_object(
                     GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
                 f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
+                names={op_proc.proc.pid: "(the operator)"} if op_proc else None,
             )
             if op_proc:
                 # Everything the rollout cost, up to its follow-up (status writes, Events) done.
@@ -478,6 +484,10 @@ def main() -> int:
     log(f"  create -> Deployment exists     {stats(floor.to_seen)}")
     log(f"  Deployment -> Available         {stats(floor.seen_to_available)}")
     log(f"  create -> Available             {stats(floor.total)}")
+    log("CPU seconds over the timed window, by process (2 cores: at most twice the wall time):")
+    for name in list(dict.fromkeys([*op.cpu, *floor.cpu]))[:9]:
+        log(f"  {name:32} {op.cpu.get(name, 0.0):10.2f}s{floor.cpu.get(name, 0.0):11.2f}s")
+    log(f"  {'all':32} {sum(op.cpu.values()):10.2f}s{sum(floor.cpu.values()):11.2f}s")
     ratio = op.seconds / floor.seconds if floor.seconds else float("inf")
     log(f"ratio operator/floor: {ratio:.2f}")
     per_version = {k: round(v / args.n, 2) for k, v in requests.items() if round(v / args.n, 2) > 0}
