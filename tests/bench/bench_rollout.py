@@ -326,7 +326,7 @@ def timed_run(clients: Clients, namespaces: set[str], keys: list[tuple[str, str]
         sent = create_all(creates, concurrency)
         created = time.monotonic() - t0
         end = watcher.wait(len(keys), timeout)
-        spent = cpu.cpu_between(cpu_before, cpu.snapshot(), {os.getpid(): "(this benchmark)", **names})
+        spent = cpu.cpu_between(cpu_before, cpu.snapshot(), {os.getpid(): "(this benchmark)", **(names or {})})
     finally:
         watcher.stop()
     log(f"  all {len(creates)} creates returned after {created:.2f}s")
