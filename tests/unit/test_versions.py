@@ -189,9 +189,9 @@ def test_revocation_by_certificate_and_by_ca_reads_the_status(cert_signed, key_s
 # --- when a Deployment's pods are asked why they do not serve ---------------------------------------------------
 @pytest.mark.parametrize(("deployment", "expected"), [
     ({"status": {"conditions": [{"type": "Progressing", "status": "True",
-                                 "lastUpdateTime": "2026-12-01T11:59:58Z"}]}}, False),  # moved 2 s ago
+                                 "lastUpdateTime": "2026-12-01T11:59:55Z"}]}}, False),  # moved 5 s ago
     ({"status": {"conditions": [{"type": "Progressing", "status": "True",
-                                 "lastUpdateTime": "2026-12-01T11:59:50Z"}]}}, True),  # stalled 10 s
+                                 "lastUpdateTime": "2026-12-01T11:59:45Z"}]}}, True),  # stalled 15 s
     ({"metadata": {"creationTimestamp": "2026-12-01T11:59:59Z"}, "status": {}}, False),  # just created
     ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {}}, True),
     ({"status": {"conditions": [{"type": "Progressing", "lastUpdateTime": "garbage"}]}}, True),  # unknown: ask

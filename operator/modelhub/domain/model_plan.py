@@ -230,7 +230,7 @@ def plan_model(
     }
     refresh = tuple(_meta(v)["name"] for v in versions
                     if model_changed or _workload_lags(v, live_by_name.get(_meta(v)["name"])))
-    settle = requeue.WORKLOAD_SETTLING if handover.handing_over or any(
+    settle = requeue.MODEL_SETTLING if handover.handing_over or any(
         s["readyReplicas"] < s["replicas"] for s in serving) else None
     if router is not None:  # the Gateway API may appear (or go): look again now and then
         settle = requeue.soonest(settle, GATEWAY_RECHECK)

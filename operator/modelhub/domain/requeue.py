@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-# Pods still coming up (or not placeable): look again after this many seconds.
-WORKLOAD_SETTLING = 3.0
+# A version whose pods are still coming up (or not placeable): look again after this many seconds (why pods do
+# not serve, the scheduler's or the loader's word, comes with no event of a Deployment).
+WORKLOAD_SETTLING = 5.0
+# A Model whose Deployments are still coming up: a safety net only, their status changes are watch events that
+# reconcile it. (At 3 s, a thousand Models coming up on a loaded cluster reconciled 20 times each for nothing.)
+MODEL_SETTLING = 10.0
 # A Revocation whose workloads are not all gone yet.
 REVOCATION_REMAINING = 1.0
 # A Model with versions this operator has not verified yet looks again after this (a safety net: each version's

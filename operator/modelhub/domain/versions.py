@@ -238,7 +238,7 @@ def version_status(
 # A Deployment that made progress (its controller's Progressing condition moved) less than this many seconds
 # ago is coming up: its pods are not asked why they do not serve yet. Each ask is a pod list, and during a
 # rollout of many versions every Deployment status change would otherwise ask.
-PODS_ASKED_AFTER = 5.0
+PODS_ASKED_AFTER = 10.0
 
 
 def _parse_time(text: Any) -> dt.datetime | None:
