@@ -381,3 +381,19 @@ def test_mappings_that_are_not_dicts_are_accepted():
     body = View({"apiVersion": "modelhub.dev/v1alpha1", "kind": "ModelVersion", "metadata": {"name": "v"},
                  "spec": View(mv_spec())})
     assert api.ModelVersion.model_validate(body).spec.version == "1.0.0"
+
+
+def test_spec_errors_are_remembered_per_uid_and_generation() -> None:
+    from modelhub.api.model import ModelSpec
+    from modelhub.api.types import SpecErrors
+
+    errors = SpecErrors(ModelSpec, limit=2)
+    bad = {"metadata": {"uid": "u1", "generation": 1}, "spec": {"trust": "not an object"}}
+    first = errors.of(bad)
+    assert first is not None and "trust" in first
+    # the same generation is not validated again (its spec cannot have changed) ...
+    assert errors.of({**bad, "spec": {}}) == first
+    # ... a new generation, or an object without uid, is
+    assert errors.of({"metadata": {"uid": "u1", "generation": 2}, "spec": {}}) != first
+    assert errors.of({"metadata": {}, "spec": {"trust": "not an object"}}) is not None
+    assert errors.of({"metadata": {}, "spec": {}}) != first

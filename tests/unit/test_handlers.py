@@ -164,6 +164,25 @@ def test_a_failed_service_write_behind_reconciles_the_model_again_and_writes_it(
     assert list(deployments(h)) == [vname("1.0.0")]
 
 
+def test_a_deployment_status_change_nobody_reads_reconciles_nothing(h: Harness, signed: Any) -> None:
+    """Its controller's bookkeeping (conditions, observedGeneration) enqueues neither the Model nor the
+    version; a change of ready replicas enqueues both."""
+    setup(h, signed, stable="1.0.0")
+    h.settle(controllers=h.settle_deployments)
+    dep = deployments(h)[vname("1.0.0")]
+    assert not h.queue.ready
+    status = dict(dep.get("status") or {})
+    bookkeeping = {**dep, "status": {**status, "observedGeneration": 99,
+                                     "conditions": [{"type": "Progressing", "status": "True"}]}}
+    h.kube.put(bookkeeping)
+    h.deliver_all()
+    assert ("Model", NS, "clf") not in h.queue.ready and ("ModelVersion", NS, vname("1.0.0")) not in h.queue.ready
+    fewer = {**bookkeeping, "status": {**bookkeeping["status"], "readyReplicas": 0}}
+    h.kube.put(fewer)
+    h.deliver_all()
+    assert ("Model", NS, "clf") in h.queue.ready and ("ModelVersion", NS, vname("1.0.0")) in h.queue.ready
+
+
 def test_unapproved_version_is_never_deployed(h: Harness, signed: Any) -> None:
     setup(h, signed, stable="1.1.0", require_approval=True, approve=("1.0.0",))
     h.settle(controllers=h.settle_deployments)

@@ -90,6 +90,32 @@ def parse_spec(cls: type[T], spec: Any, path: str = "spec") -> T:
         raise InvalidResource(error_lines(exc, path)) from None
 
 
+class SpecErrors:
+    """Whether an object's spec is valid, remembered per (uid, generation): a spec changes only with its
+    generation, and validating it again on every reconcile of a busy object is CPU for nothing. Bounded."""
+
+    def __init__(self, cls: type[BaseModel], limit: int = 10_000) -> None:
+        self._cls, self._limit = cls, limit
+        self._seen: dict[tuple[Any, Any], str | None] = {}
+
+    def of(self, obj: dict[str, Any]) -> str | None:
+        """The spec's validation errors (one text), or None when it is valid."""
+        m = obj.get("metadata") or {}
+        key = (m.get("uid"), m.get("generation"))
+        if key[0] is not None and key[1] is not None and key in self._seen:
+            return self._seen[key]
+        try:
+            parse_spec(self._cls, obj.get("spec"))
+            found = None
+        except InvalidResource as exc:
+            found = str(exc)
+        if key[0] is not None and key[1] is not None:
+            if len(self._seen) >= self._limit:
+                self._seen.clear()
+            self._seen[key] = found
+        return found
+
+
 def parse_resource(obj: dict[str, Any]) -> Resource:
     """Validate a whole object (apiVersion, kind, metadata, spec, status) as the resource its ``kind`` names."""
     kind = obj.get("kind") if isinstance(obj, dict) else None

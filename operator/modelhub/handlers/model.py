@@ -65,6 +65,7 @@ class ModelReconciler:
         # HTTPRoute generations we wrote last, by (namespace, name): a higher live one is someone else's edit.
         self.route_generation: dict[tuple[str, str], int] = {}
         self._service_failures: dict[tuple[str, str], int] = {}
+        self.spec_errors = api.SpecErrors(api.ModelSpec)
 
     async def gateway_api(self) -> bool:
         """Whether the cluster serves HTTPRoutes (gateway.networking.k8s.io/v1): discovered on first need, asked
@@ -171,11 +172,7 @@ class ModelReconciler:
                 ctx.enqueue("ModelVersion", namespace, v)
             return requeue.UNVERIFIED_WAIT  # their reconciles enqueue this Model too, once they have a verdict
         live = ctx.cache.by("Deployment", "model", (namespace, name))
-        try:
-            api.parse_spec(api.ModelSpec, model.get("spec"))
-            spec_error = None
-        except api.InvalidResource as exc:
-            spec_error = str(exc)
+        spec_error = self.spec_errors.of(model)
         wants_router = traffic.router_spec(model) is not None
         route_live = ctx.cache.get(T.HTTPROUTE_KIND, namespace, name)
         gateway_api = (wants_router or route_live is not None) and await self.gateway_api()

@@ -41,6 +41,17 @@ def version_configmaps(version: dict[str, Any]) -> set[ObjKey]:
     return {(ns, r["name"]) for r in refs if isinstance(r, dict) and r.get("name")}
 
 
+def rollout_view(dep: dict[str, Any]) -> tuple[Any, ...]:
+    """What the Model's and the version's reconciles read of a Deployment (its identity, labels, annotations,
+    generation, deletion, replicas wanted and ready): a watch event that changes none of it reconciles nothing.
+    (A Deployment coming up changes its status three or four times; its conditions and observedGeneration are
+    read only by the reconciles other events start.)"""
+    m = _meta(dep)
+    spec, status = dep.get("spec") or {}, dep.get("status") or {}
+    return (m.get("uid"), m.get("generation"), m.get("labels"), m.get("annotations"), m.get("deletionTimestamp"),
+            spec.get("replicas"), status.get("replicas"), status.get("readyReplicas"), status.get("availableReplicas"))
+
+
 class RefIndex:
     """Which objects reference which ConfigMaps (a reverse index, kept current from watch events)."""
 
@@ -170,10 +181,13 @@ class Router:
 
     # --- what the operator watches with selectors -------------------------------------------------------------
     def on_deployment(self, event_type: str | None, obj: dict[str, Any]) -> None:
-        if not self.record("Deployment", event_type, obj):
-            return
         m = _meta(obj)
         ns, name = m["namespace"], m["name"]
+        before = self.ctx.cache.get("Deployment", ns, name)
+        if not self.record("Deployment", event_type, obj):
+            return
+        if event_type == "MODIFIED" and before is not None and rollout_view(before) == rollout_view(obj):
+            return  # a status change nobody reads (its controller's bookkeeping: conditions, observedGeneration)
         lab, ann = m.get("labels") or {}, m.get("annotations") or {}
         ours_tearing = (ns, name) in self.ctx.tearing
         if event_type == "DELETED":

@@ -42,6 +42,7 @@ class VersionReconciler:
     def __init__(self, ctx: Context, facts_changed: Callable[[rdomain.VersionFacts], None] | None = None) -> None:
         self.ctx = ctx
         self.router_facts = facts_changed or ctx.index.upsert
+        self.spec_errors = api.SpecErrors(api.ModelVersionSpec)
 
     # --- gather --------------------------------------------------------------------------------------------
     def _verify_sync(self, bundle: bytes, roots: TrustRoots, pinned: str) -> vdomain.Verification:
@@ -160,10 +161,9 @@ class VersionReconciler:
         being fetched."""
         ns = _meta(obj)["namespace"]
         spec = obj.get("spec") or {}
-        try:
-            api.parse_spec(api.ModelVersionSpec, spec)
-        except api.InvalidResource as exc:
-            return vdomain.Verification(False, R.INVALID_SPEC, str(exc))
+        invalid = self.spec_errors.of(obj)
+        if invalid is not None:
+            return vdomain.Verification(False, R.INVALID_SPEC, invalid)
         if model is None:
             return vdomain.Verification(
                 False, R.MODEL_NOT_FOUND, f"Model {ns}/{spec.get('model')} does not exist; its keyring decides trust"
