@@ -183,6 +183,39 @@ def test_a_deployment_status_change_nobody_reads_reconciles_nothing(h: Harness, 
     assert ("Model", NS, "clf") in h.queue.ready and ("ModelVersion", NS, vname("1.0.0")) in h.queue.ready
 
 
+@pytest.mark.parametrize("foreign", [False, True])
+def test_a_status_writes_echo_arriving_before_its_answer_reconciles_nothing(h: Harness, signed: Any,
+                                                                           foreign: bool) -> None:
+    """The watch may deliver a status write's echo before the write's answer is back: that echo enqueues
+    nothing. A change by somebody else that arrives during the write (a spec edit) is routed once it ends."""
+    setup(h, signed, stable=None)
+    h.deliver_all()
+    name = vname("1.0.0")
+    real = h.kube.patch_status
+
+    def patch_status(kind: str, namespace: str | None, n: str, status: dict[str, Any]) -> Any:
+        out = real(kind, namespace, n, status)
+        if kind == "ModelVersion" and n == name:
+            if foreign:  # an edit lands right after our write, before its answer is back
+                edited = dict(h.kube.get("ModelVersion", NS, name) or {})
+                h.kube.put({**edited, "metadata": {**edited["metadata"],
+                                                   "labels": {"team": "b"}}})
+            while h.kube.pending:  # the watch is faster than the answer
+                e = h.kube.pending.pop(0)
+                if e.kind == "ModelVersion":
+                    h.reconciler.router.on_version(e.type, e.obj)
+        return out
+
+    h.kube.patch_status = patch_status  # type: ignore[method-assign]
+    h.queue.ready.clear()
+    h.run(("ModelVersion", NS, name))
+    h.kube.patch_status = real  # type: ignore[method-assign]
+    assert (("ModelVersion", NS, name) in h.queue.ready) is foreign
+    assert not h.ctx.status_writes
+    if foreign:
+        assert (h.ctx.cache.get("ModelVersion", NS, name) or {})["metadata"]["labels"] == {"team": "b"}
+
+
 def test_unapproved_version_is_never_deployed(h: Harness, signed: Any) -> None:
     setup(h, signed, stable="1.1.0", require_approval=True, approve=("1.0.0",))
     h.settle(controllers=h.settle_deployments)

@@ -338,6 +338,15 @@ class WritesBehind:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
 
+@dataclass
+class StatusWrite:
+    """A status write on its way: how many (of one object), and the resourceVersions of the watch events of
+    that object that came meanwhile (its echo among them, unless the answer came first)."""
+
+    count: int = 0
+    seen: set[str] = field(default_factory=set)
+
+
 class GoneWaiter:
     """Workloads a teardown deleted and waits to see gone; `done` is set when none is left."""
 
@@ -386,6 +395,10 @@ class Context:
     verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     # Teardowns waiting to see the pods they deleted gone (their watch's DELETED events), when Pods are watched.
     gone_waiters: set[GoneWaiter] = field(default_factory=set)
+    # Status writes on their way, by (kind, namespace, name); the router routes the events that came meanwhile
+    # and were not their echoes once they end (`after_status_write(kind, namespace, name)`).
+    status_writes: dict[tuple[str, str, str], StatusWrite] = field(default_factory=dict)
+    after_status_write: Callable[[str, str, str], None] | None = None
     pods_watched: bool = False
 
     def __post_init__(self) -> None:

@@ -87,6 +87,7 @@ class RefIndex:
 class Router:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        ctx.after_status_write = self.after_status_write
         self.keyrings = RefIndex()  # keyring ConfigMap -> Models
         self.bundles = RefIndex()  # bundle ConfigMap -> ModelVersions
         self.revoked_digests: dict[str, set[str]] = defaultdict(set)  # digest named in a match -> Revocations
@@ -105,19 +106,47 @@ class Router:
         return self.ctx.cache.put(kind, obj)
 
     def echo(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> bool:
-        """A MODIFIED event carrying the state our own write already put in the cache (a status patch, an
-        apply): nothing changed since the reconcile that wrote it, which enqueued whatever depends on it."""
-        return event_type == "MODIFIED" and self.ctx.cache.holds(kind, obj)
+        """A MODIFIED event that is (or may be) the echo of our own status write: nothing to route now.
+
+        Either the write's answer is in the cache already (the same resourceVersion), or the write is still
+        on its way: then the event goes into the cache and its resourceVersion is noted; when the write ends, an
+        event that was not its echo (somebody else's change) is routed then (`after_status_write`)."""
+        if event_type != "MODIFIED":
+            return False
+        if self.ctx.cache.holds(kind, obj):
+            return True
+        m = _meta(obj)
+        writing = self.ctx.status_writes.get((kind, m.get("namespace") or "", m.get("name") or ""))
+        if writing is None:
+            return False
+        self.record(kind, event_type, obj)
+        writing.seen.add(str(m.get("resourceVersion")))
+        return True
+
+    def after_status_write(self, kind: str, namespace: str, name: str) -> None:
+        """A status write ended while watch events of the object came that were not its echo: route them now,
+        from the object as the cache has it (the newest state)."""
+        obj = self.ctx.cache.get(kind, namespace, name)
+        if obj is None:
+            return
+        if kind == "Model":
+            self._model_changed(obj)
+        elif kind == "ModelVersion":
+            self._version_changed(obj)
 
     def on_model(self, event_type: str | None, obj: dict[str, Any]) -> None:
         if self.echo("Model", event_type, obj):
             return
         self.record("Model", event_type, obj)
         m = _meta(obj)
-        key = (m["namespace"], m["name"])
         if event_type == "DELETED":
-            self.keyrings.remove(key)
+            self.keyrings.remove((m["namespace"], m["name"]))
             return
+        self._model_changed(obj)
+
+    def _model_changed(self, obj: dict[str, Any]) -> None:
+        m = _meta(obj)
+        key = (m["namespace"], m["name"])
         self.keyrings.assign(key, keyring_refs(obj))
         self.ctx.enqueue("Model", *key)
 
@@ -126,14 +155,22 @@ class Router:
             return
         self.record("ModelVersion", event_type, obj)
         m = _meta(obj)
-        key = (m["namespace"], m["name"])
         if event_type == "DELETED":
+            key = (m["namespace"], m["name"])
             self.ctx.index.remove(key)
             self.bundles.remove(key)
-        else:
-            self.facts_changed(rdomain.VersionFacts.from_object(obj))
-            self.bundles.assign(key, version_configmaps(obj))
-            self.ctx.enqueue("ModelVersion", *key)
+            model = (obj.get("spec") or {}).get("model")
+            if model:
+                self.ctx.enqueue("Model", m["namespace"], model)
+            return
+        self._version_changed(obj)
+
+    def _version_changed(self, obj: dict[str, Any]) -> None:
+        m = _meta(obj)
+        key = (m["namespace"], m["name"])
+        self.facts_changed(rdomain.VersionFacts.from_object(obj))
+        self.bundles.assign(key, version_configmaps(obj))
+        self.ctx.enqueue("ModelVersion", *key)
         model = (obj.get("spec") or {}).get("model")
         if model:
             self.ctx.enqueue("Model", m["namespace"], model)
