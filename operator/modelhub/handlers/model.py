@@ -19,6 +19,7 @@ from modelhub.domain.requeue import failure_backoff
 from modelhub.domain.verdicts import overlay_verdicts
 from modelhub.handlers.context import Context
 from modelhub.handlers.status import write_status
+from modelhub.vocab import annotations as A
 from modelhub.vocab import traffic as T
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,9 @@ class ModelReconciler:
             return
         fn = self.ctx.kube.replace if w.write is Write.REPLACE else self.ctx.kube.apply
         result = await self.ctx.io(fn, w.desired)
+        # The version it serves shows it in its status (the watch's echo of this write enqueues nothing).
+        self.ctx.enqueue("ModelVersion", ns, str((w.desired["metadata"].get("annotations") or {}).get(
+            A.MODEL_VERSION) or name))
         self.ctx.applied_generation[(ns, name)] = int((result.get("metadata") or {}).get("generation") or 0)
         if result.get("metadata"):
             # Keep the cache ahead of the watch: a reconcile before the echo arrives must not write it again.

@@ -221,6 +221,7 @@ class Router:
         m = _meta(obj)
         ns, name = m["namespace"], m["name"]
         before = self.ctx.cache.get("Deployment", ns, name)
+        ours_echo = event_type != "DELETED" and self.ctx.cache.holds("Deployment", obj)  # our apply's answer
         if not self.record("Deployment", event_type, obj):
             return
         if event_type == "MODIFIED" and before is not None and rollout_view(before) == rollout_view(obj):
@@ -230,9 +231,10 @@ class Router:
         if event_type == "DELETED":
             # The echo of our own delete ends the suppression: a Deployment recreated under this name is seen again.
             self.ctx.tearing.discard((ns, name))
-        if lab.get(L.MANAGED_BY) == L.MANAGER and lab.get(L.MODEL) and not ours_tearing:
+        if lab.get(L.MANAGED_BY) == L.MANAGER and lab.get(L.MODEL) and not ours_tearing and not ours_echo:
             # Ours: keep the Model's rollout (drift) and the version's status current. (Not for the echo of our
-            # own teardown: the Revocation enqueues those once it is done, so they don't compete with it.)
+            # own teardown: the Revocation enqueues those once it is done, so they don't compete with it. Nor for
+            # the echo of our own apply: the Model that wrote it enqueues the versions whose status lags it.)
             self.ctx.enqueue("Model", ns, lab[L.MODEL])
             self.ctx.enqueue("ModelVersion", ns, ann.get(A.MODEL_VERSION, ""))
         if event_type != "DELETED" and not m.get("deletionTimestamp"):
@@ -280,8 +282,8 @@ class Router:
 
     def on_service(self, event_type: str | None, obj: dict[str, Any]) -> None:
         """A managed Service edited or deleted by hand: the Model's reconcile puts it back."""
-        if self.echo("Service", event_type, obj):
-            return
+        if event_type != "DELETED" and self.ctx.cache.holds("Service", obj):
+            return  # the echo of our own apply (created or updated)
         self.record("Service", event_type, obj)
         m = _meta(obj)
         model = (m.get("labels") or {}).get(L.MODEL)
