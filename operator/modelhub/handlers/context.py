@@ -89,6 +89,8 @@ class Settings:
             event_qps=float(e.get("MODELHUB_EVENT_QPS", d.event_qps)),
             event_burst=int(e.get("MODELHUB_EVENT_BURST", d.event_burst)),
             workers=int(e.get("MODELHUB_WORKERS", d.workers)),
+            service_write_concurrency=max(1, int(e.get("MODELHUB_SERVICE_WRITE_CONCURRENCY",
+                                                       d.service_write_concurrency))),
             revocation_workers=int(e.get("MODELHUB_REVOCATION_WORKERS", d.revocation_workers)),
             resync_seconds=float(e.get("MODELHUB_RESYNC_SECONDS", d.resync_seconds)),
             leader_election=e.get("MODELHUB_LEADER_ELECTION", "1") != "0",
