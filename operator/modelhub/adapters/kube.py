@@ -233,9 +233,10 @@ class Kube:
         body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
         return self.request("PUT", path, body=body)
 
-    #: Seconds a pod_problems answer is reused for the same pods: a Deployment coming up changes status several
-    #: times a second, and each change reconciles its version, which asks again; a reason shows at most this late.
-    POD_PROBLEMS_TTL = 2.0
+    #: Seconds a pod_problems answer is reused for the same pods. Pods are asked only once their Deployment has
+    #: stalled (versions.ask_pods), and a stalled Deployment's pods change slowly; at N=1000 on a loaded cluster a
+    #: 2 s reuse made seven pod lists per version. A reason shows at most this much later.
+    POD_PROBLEMS_TTL = 10.0
 
     def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]:
         """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list
