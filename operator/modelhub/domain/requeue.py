@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 # A version whose pods are still coming up (or not placeable): look again after this many seconds (why pods do
 # not serve, the scheduler's or the loader's word, comes with no event of a Deployment).
@@ -25,16 +26,19 @@ FAILURE_FIRST = 0.5
 FAILURE_MAX = 60.0
 
 
-def _parse(ts: str | None) -> dt.datetime | None:
+def parse_time(ts: Any) -> dt.datetime | None:
+    """A Kubernetes timestamp (RFC 3339, UTC, whole seconds) as a datetime; None when it is not one."""
+    if not isinstance(ts, str):
+        return None
     try:
-        return dt.datetime.strptime(ts or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return None
 
 
 def bundle_retry_delay(failing_since: str | None, now: dt.datetime) -> float:
     """Seconds until the next fetch of a bundle that has failed (with the same reason) since `failing_since`."""
-    since = _parse(failing_since)
+    since = parse_time(failing_since)
     age = max(0.0, (now - since).total_seconds()) if since else 0.0
     return min(max(age / 2, BUNDLE_RETRY_MIN), BUNDLE_RETRY_MAX)
 

@@ -241,23 +241,13 @@ def version_status(
 PODS_ASKED_AFTER = 10.0
 
 
-def _parse_time(text: Any) -> dt.datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
 def ask_pods(deployment: Mapping[str, Any], now: dt.datetime) -> bool:
     """Whether a Deployment with fewer ready replicas than wanted has stalled long enough for its pods to be
     asked why (the scheduler's message, the loader's refusal): no progress for PODS_ASKED_AFTER seconds, or no
     progress time to go by (then always)."""
     conditions = (deployment.get("status") or {}).get("conditions")
     progressing = get_condition(conditions if isinstance(conditions, list) else None, "Progressing") or {}
-    moved = _parse_time(progressing.get("lastUpdateTime")) or _parse_time(
+    moved = requeue.parse_time(progressing.get("lastUpdateTime")) or requeue.parse_time(
         (deployment.get("metadata") or {}).get("creationTimestamp"))
     return moved is None or (now - moved).total_seconds() >= PODS_ASKED_AFTER
 
