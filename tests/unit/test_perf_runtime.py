@@ -126,3 +126,30 @@ def test_a_reconcile_supersedes_its_keys_look_again_timer() -> None:
     asyncio.run(main())
     assert len(calls) == 2
     assert calls[1] - calls[0] < 0.25  # the second was the event's, not the timer's
+
+
+def test_a_write_behind_runs_once_per_key_and_again_only_for_something_new() -> None:
+    from modelhub.handlers.context import WritesBehind
+
+    ran: list[str] = []
+
+    async def main() -> None:
+        behind = WritesBehind(concurrency=2)
+        gate = asyncio.Event()
+
+        def write(label: str) -> Any:
+            async def go() -> None:
+                ran.append(label)
+                await gate.wait()
+            return go
+
+        behind.submit("svc", write("a"), what="A")
+        await asyncio.sleep(0)
+        behind.submit("svc", write("a again"), what="A")  # the same, while it runs: nothing more
+        behind.submit("svc", write("b"), what="B")  # something new: once the running one ends
+        behind.submit("svc", write("c"), what="C")  # ... and the latest wins
+        gate.set()
+        await behind.drain()
+
+    asyncio.run(main())
+    assert ran == ["a", "c"]

@@ -298,20 +298,18 @@ class WritesBehind:
 
     def __init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(max(1, concurrency))
-        self._running: dict[Any, asyncio.Task[None]] = {}
-        self._again: dict[Any, Callable[[], Awaitable[None]]] = {}
-        self._what: dict[Any, Any] = {}
-        self._what_next: dict[Any, Any] = {}
+        self._running: dict[Any, Any] = {}  # key -> what its running write writes
+        self._again: dict[Any, tuple[Callable[[], Awaitable[None]], Any]] = {}  # key -> the next (write, what)
+        self._tasks: dict[Any, asyncio.Task[None]] = {}
 
     def submit(self, key: Any, write: Callable[[], Awaitable[None]], what: Any = None) -> None:
         """Run `write` for `key`; `what` is what it writes: asked again for the same while it runs, nothing
         more is done (a Model reconciled again before its Service landed plans the same Service)."""
-        if key in self._running:
-            if what is None or self._what.get(key) != what:
-                self._again[key] = write  # the latest wins
-                self._what_next[key] = what
+        if key in self._tasks:
+            if what is None or self._running.get(key) != what:
+                self._again[key] = (write, what)  # the latest wins
             return
-        self._what[key] = what
+        self._running[key] = what
 
         async def run(fn: Callable[[], Awaitable[None]]) -> None:
             try:
@@ -324,20 +322,16 @@ class WritesBehind:
                     nxt = self._again.pop(key, None)
                     if nxt is None:
                         return
-                    fn = nxt
-                    self._what[key] = self._what_next.pop(key, None)
+                    fn, self._running[key] = nxt
             finally:
+                self._tasks.pop(key, None)
                 self._running.pop(key, None)
-                self._what.pop(key, None)
 
-        self._running[key] = asyncio.create_task(run(write))
-
-    def running(self, key: Any) -> bool:
-        return key in self._running
+        self._tasks[key] = asyncio.create_task(run(write))
 
     async def drain(self) -> None:
-        while self._running:
-            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
 
 @dataclass
