@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.fakekube import WatchEvent
 from tests.support.harness import Harness
 from tests.support.manifests import (
     Key,
@@ -238,6 +239,25 @@ def test_revocation_tears_down_and_falls_back(h: Harness, signed: Any) -> None:
     assert condition(v, C.REVOKED)["status"] == C.TRUE
     assert h.kube.get("Model", NS, "clf")["status"]["stableVersion"] == "1.2.0"
     assert any(e["reason"] == R.TORN_DOWN for e in h.kube.recorded_events)
+
+
+@pytest.mark.parametrize("stub", [True, False], ids=["relist-name-only", "watch-full-object"])
+def test_a_lifted_revocation_rolls_back_even_when_its_deletion_comes_as_a_name(h: Harness, signed: Any,
+                                                                              stub: bool) -> None:
+    """A relist reports an object that vanished meanwhile by name only: the lift still re-checks what the
+    Revocation covered (read from the cache), as the watch's full DELETED object does."""
+    setup(h, signed, stable="1.1.0")
+    h.settle(controllers=h.settle_deployments)
+    h.apply(revocation_manifest("leak", digests=[signed[1]["1.1.0"].digest]))
+    h.settle(controllers=h.settle_deployments)
+    assert list(deployments(h)) == [vname("1.2.0")]
+    h.delete("Revocation", "", "leak")
+    if stub:
+        h.kube.pending = [e for e in h.kube.pending if e.kind != "Revocation"]
+        h.deliver(WatchEvent("DELETED", "Revocation", {"metadata": {"name": "leak"}}))
+    h.settle(controllers=h.settle_deployments)
+    assert list(deployments(h)) == [vname("1.1.0")]
+    assert condition(h.kube.get("ModelVersion", NS, vname("1.1.0")), C.REVOKED)["status"] == C.FALSE
 
 
 def test_third_party_workload_declaring_a_revoked_digest_is_torn_down(h: Harness, signed: Any) -> None:

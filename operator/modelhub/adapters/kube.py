@@ -173,13 +173,6 @@ class Kube:
         (out.get("metadata") or {}).pop("managedFields", None)  # the answer goes into the cache
         return out
 
-    def list_custom(self, kind: str) -> list[dict[str, Any]]:
-        out = self.request("GET", f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}")
-        for item in out.get("items", []):
-            item.setdefault("kind", kind)
-            item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
-        return list(out.get("items", []))
-
     # --- core objects -----------------------------------------------------------------------------------
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from modelhub import GROUP, VERSION
+from modelhub import GROUP
 from modelhub.adapters import metrics
 from modelhub.adapters.bundles import BundleFetcher, BundleSettings
 from modelhub.adapters.kube import Kube
@@ -19,7 +19,7 @@ from modelhub.domain.approvalkey import ApprovalKeyError
 from modelhub.handlers import webhook
 from modelhub.handlers.context import Context, Settings
 from modelhub.handlers.leader import LeaderElector, default_identity
-from modelhub.handlers.reconciler import KINDS, Reconciler
+from modelhub.handlers.reconciler import Reconciler
 from modelhub.handlers.watches import Watches
 
 log = logging.getLogger(__name__)
@@ -80,13 +80,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         raise kopf.PermanentError(exc.message) from None
     reconciler = Reconciler(ctx)
     watches = Watches(kube, reconciler.router, loop)
-    # Prime from one listing (the Deployment watch's first list fills the cache before anything reconciles).
-    listed = await asyncio.gather(*(asyncio.to_thread(kube.list_custom, k) for k in KINDS))
-    reconciler.prime(dict(zip(KINDS, listed, strict=True)))
-    deployments = watches.start_deployments()
-    if not await asyncio.to_thread(deployments.wait_synced, 60):
-        raise kopf.PermanentError("the Deployment watch did not list within 60 s")
-    await asyncio.sleep(0)  # deliver the listed Deployments to the cache
+    # Our resources and Deployments are listed into the cache before anything reconciles: after a crash,
+    # Revocations resume from the whole state, never from a half-filled index.
+    own = watches.start_own()
+    for r in own:
+        if not await asyncio.to_thread(r.wait_synced, 60):
+            raise kopf.PermanentError(f"the {r.kind} watch did not list within 60 s")
+    await asyncio.sleep(0)  # deliver the listed objects to the cache
     watches.start()
     metrics.serve(app.metrics_port)
     metrics.watch_versions(lambda: ctx.cache.all("ModelVersion"))
@@ -118,17 +118,3 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     if "bundles" in memo:
         memo["bundles"].shutdown()
 
-
-@kopf.on.event(GROUP, VERSION, "revocations")
-async def revocation_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
-    _reconciler(memo).router.on_revocation(type or "ADDED", dict(body))
-
-
-@kopf.on.event(GROUP, VERSION, "models")
-async def model_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
-    _reconciler(memo).router.on_model(type or "ADDED", dict(body))
-
-
-@kopf.on.event(GROUP, VERSION, "modelversions")
-async def modelversion_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
-    _reconciler(memo).router.on_version(type or "ADDED", dict(body))

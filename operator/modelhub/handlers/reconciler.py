@@ -40,17 +40,6 @@ class Reconciler:
         with metrics.reconcile_timer(kind):
             return await self._by_kind[kind](namespace, name)  # type: ignore[no-any-return]
 
-    def prime(self, objects: dict[str, list[dict[str, Any]]]) -> None:
-        """Fill the cache, the indexes and the routes from one listing of the cluster, before the first reconcile.
-
-        After a crash, Revocations resume from this state: no enforcement runs on a half-filled index.
-        """
-        route = {"Model": self.router.on_model, "ModelVersion": self.router.on_version,
-                 "Revocation": self.router.on_revocation, "Deployment": self.router.on_deployment}
-        for kind in ("Deployment", *KINDS):
-            for obj in objects.get(kind, []):
-                route[kind]("ADDED", obj)
-
     def start(self) -> WorkQueue:
         queue = WorkQueue(self.dispatch, workers=self.ctx.settings.workers,
                           revocation_workers=self.ctx.settings.revocation_workers)

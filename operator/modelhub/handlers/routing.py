@@ -134,7 +134,16 @@ class Router:
         elif kind == "ModelVersion":
             self._version_changed(obj)
 
+    def _as_cached(self, kind: str, event_type: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        """A relist reports what vanished meanwhile as DELETED with its name only: what routes from it (a
+        version's Model, a Revocation's match) is read from the object as it was cached."""
+        if event_type != "DELETED" or "spec" in obj:
+            return obj
+        m = _meta(obj)
+        return self.ctx.cache.get(kind, m.get("namespace"), m.get("name") or "") or obj
+
     def on_model(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        obj = self._as_cached("Model", event_type, obj)
         if self.echo("Model", event_type, obj):
             return
         self.record("Model", event_type, obj)
@@ -151,6 +160,7 @@ class Router:
         self.ctx.enqueue("Model", *key)
 
     def on_version(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        obj = self._as_cached("ModelVersion", event_type, obj)
         if self.echo("ModelVersion", event_type, obj):
             return
         self.record("ModelVersion", event_type, obj)
@@ -200,6 +210,7 @@ class Router:
             self.ctx.enqueue("Revocation", "", _meta(rev)["name"])
 
     def on_revocation(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        obj = self._as_cached("Revocation", event_type, obj)
         self.record("Revocation", event_type, obj)
         name = _meta(obj)["name"]
         for names in self.revoked_digests.values():
