@@ -179,6 +179,40 @@ def test_plan_version_requeues_a_store_bundle_with_backoff_and_settling_workload
     assert [e.reason for e in plan.events][:1] == [R.VERIFIED]
 
 
+OK = Verification(True, R.VERIFIED, "ok", digest="sha256:" + "a" * 64, key_fingerprint="f", key_name="k", files=1)
+WRITTEN = {"conditions": [{"type": C.SIGNATURE_VERIFIED, "status": C.TRUE, "reason": R.VERIFIED, "message": "ok",
+                           "lastTransitionTime": "2026-12-01T11:59:59Z"}]}
+
+
+@pytest.mark.parametrize(("created", "status", "kw", "held_for"), [
+    ("2026-12-01T12:00:00Z", {}, {}, 3.0),  # just created: its Model decides first
+    ("2026-12-01T11:59:58Z", {}, {}, 1.0),  # the hold ends three seconds after creation
+    ("2026-12-01T11:59:57Z", {}, {}, None),  # over: its status is written now (NotPromoted)
+    (None, {}, {}, None),  # no creation time: no hold
+    ("2026-12-01T12:00:00Z", WRITTEN, {}, None),  # a status was written already: only the first is held
+    ("2026-12-01T12:00:00Z", {}, {"workload": WorkloadState(deployment="v", replicas=1)}, None),  # deployed
+    ("2026-12-01T12:00:00Z", {}, {"tagged": True}, None),  # its Model deploys from status.resolvedUri
+    ("2026-12-01T12:00:00Z", {}, {"verification": Verification(False, R.UNTRUSTED_KEY, "no")}, None),
+    ("2026-12-01T12:00:00Z", {}, {"require_approval": True}, None),  # awaiting approval: told at once
+])
+def test_the_first_status_of_a_new_version_is_held_until_its_model_decides(
+        created: str | None, status: dict[str, Any], kw: dict[str, Any], held_for: float | None) -> None:
+    meta: dict[str, Any] = {"name": "v", "namespace": "ns", "generation": 1}
+    if created:
+        meta["creationTimestamp"] = created
+    obj = {"metadata": meta, "spec": {}, "status": status}
+    args: dict[str, Any] = {"verification": OK, "require_approval": False, "approval": None, "revoked": None,
+                            "workload": WorkloadState(), **kw}
+    plan = plan_version(obj, now=NOW, **args)
+    assert plan.held == (held_for is not None)
+    if held_for is not None:
+        assert plan.requeue == held_for
+        assert plan.events == [] and plan.status == status and not plan.conditions_changed
+    else:
+        assert plan.status["conditions"] and plan.conditions_changed == (plan.status["conditions"] != status.get(
+            "conditions"))
+
+
 # --- status patches --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("old", "new", "patch"), [
     ({"a": 1}, {"a": 1}, None),

@@ -3,6 +3,7 @@ keys, real signed bundles), and a cluster-api style sequence test in seeded rand
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,33 @@ def test_version_reconcile_verifies_and_records_events(h: Harness, signed: Any) 
     h.deliver_all()
     h.run(("ModelVersion", NS, vname("1.0.0")))
     assert [r for r in h.kube.requests[before:] if r[0] not in ("get", "list")] == []
+
+
+def test_a_new_versions_first_status_waits_for_its_model_and_says_both_in_one_write(signed: Any) -> None:
+    """Just created: its verdict goes to its Model at once; the Model writes its Deployment; the version's one
+    status write then says Verified and Progressing (one write fewer per rollout, none before the Deployment)."""
+    h = Harness(approval_key=KEY_B, now=dt.datetime(2026, 12, 1, 0, 0, 1, tzinfo=dt.UTC))  # (FakeKube creates at 0:00)
+    try:
+        setup(h, signed, stable="1.0.0")
+        h.deliver_all()
+        for v in ("1.0.0", "1.1.0", "1.2.0"):
+            h.run(("ModelVersion", NS, vname(v)))
+        assert ("patch-status", "ModelVersion") not in h.kube.requests
+        assert ("Model", NS, "clf") in h.queue.ready
+        h.run(("Model", NS, "clf"))
+        assert vname("1.0.0") in deployments(h)
+        h.run(("ModelVersion", NS, vname("1.0.0")))
+        assert h.kube.requests.count(("patch-status", "ModelVersion")) == 1
+        v = h.kube.get("ModelVersion", NS, vname("1.0.0"))
+        assert condition(v, C.SIGNATURE_VERIFIED)["reason"] == R.VERIFIED
+        assert condition(v, C.AVAILABLE)["reason"] == R.PROGRESSING
+        assert [(e["name"], e["reason"]) for e in h.kube.recorded_events].count((vname("1.0.0"), R.VERIFIED)) == 1
+        # A version its Model does not deploy gets its status when the hold ends.
+        h.now += dt.timedelta(seconds=3)
+        h.run(("ModelVersion", NS, vname("1.1.0")))
+        assert condition(h.kube.get("ModelVersion", NS, vname("1.1.0")), C.READY)["reason"] == R.NOT_PROMOTED
+    finally:
+        h.close()
 
 
 def test_wrong_pinned_digest_is_refused(h: Harness, signed: Any) -> None:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+# A version created this recently, verified and servable but not deployed yet, has its first status held this
+# many seconds after its creation: its Model is reconciled at once and writes its Deployment, and the version's
+# first status then says Verified and Progressing in one write (the status write, one of a version's three during
+# a rollout, is not on the way from create to Deployment). A version its Model does not deploy gets its status
+# when the hold ends.
+FIRST_STATUS_HOLD = 3.0
 # A version whose pods are still coming up (or not placeable): look again after this many seconds (why pods do
 # not serve, the scheduler's or the loader's word, comes with no event of a Deployment).
 WORKLOAD_SETTLING = 5.0
@@ -34,6 +40,16 @@ def parse_time(ts: Any) -> dt.datetime | None:
         return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return None
+
+
+def first_status_hold(created: Any, now: dt.datetime) -> float | None:
+    """Seconds left to hold the first status of a version created at `created`; None when the hold is over (or
+    the creation time is unknown)."""
+    since = parse_time(created)
+    if since is None:
+        return None
+    left = FIRST_STATUS_HOLD - (now - since).total_seconds()
+    return left if left > 0 else None
 
 
 def bundle_retry_delay(failing_since: str | None, now: dt.datetime) -> float:

@@ -273,6 +273,7 @@ class VersionPlan:
     requeue: float | None
     conditions_changed: bool  # the Model's rollout reads them: reconcile the Model too
     became_available: bool = False  # Available turned True now (the rollout duration ends here)
+    held: bool = False  # the first status (and its Events) is held: write nothing now (requeue.first_status_hold)
 
 
 def plan_version(
@@ -284,14 +285,24 @@ def plan_version(
     approval: dict[str, Any] | None,
     revoked: Revoked | None,
     workload: WorkloadState,
+    tagged: bool = False,
 ) -> VersionPlan:
-    """Decide a ModelVersion's status, Events and requeue from what its reconcile gathered."""
+    """Decide a ModelVersion's status, Events and requeue from what its reconcile gathered.
+
+    `tagged`: its artifact URI is an oci:// tag, which its Model deploys from status.resolvedUri (so its first
+    status is never held)."""
     stamp = format_time(now)
+    old_conditions = (obj.get("status") or {}).get("conditions")
+    servable = verification.ok and revoked is None and (approval is not None or not require_approval)
+    if servable and not tagged and not old_conditions and workload.deployment is None:
+        hold = requeue.first_status_hold((obj.get("metadata") or {}).get("creationTimestamp"), now)
+        if hold is not None:
+            return VersionPlan(status=dict(obj.get("status") or {}), events=[], requeue=hold,
+                               conditions_changed=False, held=True)
     status = version_status(
         obj, now=stamp, verification=verification, require_approval=require_approval, approval=approval,
         revoked=revoked, workload=workload, promoted=workload.deployment is not None,
     )
-    old_conditions = (obj.get("status") or {}).get("conditions")
     delay = None
     if not verification.ok and verification.retry:
         old = get_condition(old_conditions, C.SIGNATURE_VERIFIED)

@@ -241,6 +241,7 @@ class VersionReconciler:
             obj, now=now, verification=verification,
             require_approval=bool((((model or {}).get("spec") or {}).get("trust") or {}).get("requireApproval")),
             approval=approval, revoked=revoked, workload=await self.workload(obj),
+            tagged=oci_tag(str((spec.get("artifact") or {}).get("uri", ""))),
         )
         verdict = verdicts.verdict_of(obj, verified=verification.ok, reason=verification.reason,
                                       message=verification.message,
@@ -252,8 +253,13 @@ class VersionReconciler:
             seconds = metrics.rollout_seconds(_meta(obj).get("creationTimestamp") or "", now)
             if seconds is not None:
                 metrics.record_rollout(seconds)
+        if plan.held:  # its Model decides first (requeue.first_status_hold); the index learns who signed it now
+            self.router_facts(rdomain.VersionFacts.from_object(facts_obj))
+            if model is not None:
+                self.ctx.enqueue("Model", namespace, _meta(model)["name"])
+            return plan.requeue
         status = plan.status
-        pinned = await self.pinned_uri(obj) if oci_tag(str(spec.get("artifact", {}).get("uri", ""))) else None
+        pinned = await self.pinned_uri(obj) if oci_tag(str((spec.get("artifact") or {}).get("uri", ""))) else None
         if isinstance(pinned, str) and pinned != status.get("resolvedUri"):
             status = {**status, "resolvedUri": pinned}
         if revoked:
