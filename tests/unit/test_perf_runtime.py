@@ -153,3 +153,12 @@ def test_a_write_behind_runs_once_per_key_and_again_only_for_something_new() -> 
 
     asyncio.run(main())
     assert ran == ["a", "c"]
+
+
+@pytest.mark.parametrize(("env", "threads"), [
+    ({}, 52),  # 2 x (16 workers + 4 revocation workers) + 8 Event senders + 4 writes behind (was a fixed 96)
+    ({"MODELHUB_WORKERS": "4", "MODELHUB_REVOCATION_WORKERS": "1"}, 22),
+    ({"MODELHUB_WORKERS": "64"}, 148),
+])
+def test_the_io_threads_follow_what_can_be_in_flight(env: dict[str, str], threads: int) -> None:
+    assert Settings.from_env(env).io_threads == threads

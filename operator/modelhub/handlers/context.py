@@ -70,6 +70,13 @@ class Settings:
     lease_seconds: int = 10
     loader_limits: LoaderLimits = LOADER_DEFAULTS
 
+    @property
+    def io_threads(self) -> int:
+        """Threads for blocking API calls (the event loop's default executor): what the queue workers (two calls
+        at once each: a Model writes a canary's two Deployments together), the Event senders and the writes
+        behind can have in flight. Each idle thread still holds about 150 KB; teardowns have a pool of their own."""
+        return 2 * (self.workers + self.revocation_workers) + self.event_concurrency + self.service_write_concurrency
+
     @classmethod
     def from_env(cls, env: Any = None) -> Settings:
         e = os.environ if env is None else env

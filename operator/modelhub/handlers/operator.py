@@ -64,7 +64,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.admission.server = _webhook_server(app)
         settings.admission.managed = GROUP
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=96, thread_name_prefix="kube"))
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=app.io_threads,
+                                                                    thread_name_prefix="kube"))
     try:
         bundles = BundleFetcher(BundleSettings.from_env())
     except ValueError as exc:
