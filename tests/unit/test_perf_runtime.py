@@ -162,3 +162,43 @@ def test_a_write_behind_runs_once_per_key_and_again_only_for_something_new() -> 
 ])
 def test_the_io_threads_follow_what_can_be_in_flight(env: dict[str, str], threads: int) -> None:
     assert Settings.from_env(env).io_threads == threads
+
+
+def test_cached_objects_share_their_short_strings_and_stay_equal() -> None:
+    import copy
+    import json
+
+    from modelhub.handlers.runtime import SHARED_STRING_MAX, Cache
+
+    def decoded(name: str) -> dict[str, Any]:  # each decode has its own copy of every string, as from a watch
+        return json.loads(json.dumps({
+            "metadata": {"name": name, "namespace": "team-a", "labels": {"app": "clf"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "server", "imagePullPolicy": "IfNotPresent", "args": ["--port", "8080"]}]}}},
+            "status": {"conditions": [{"type": "Available", "message": "x" * (SHARED_STRING_MAX + 1)}]}}))
+
+    cache = Cache()
+    a, b = decoded("a"), decoded("b")
+    assert a["metadata"]["namespace"] is not b["metadata"]["namespace"]
+    before = copy.deepcopy(a)
+    cache.put("Deployment", a)
+    cache.put("Deployment", b)
+    ca, cb = cache.get("Deployment", "team-a", "a"), cache.get("Deployment", "team-a", "b")
+    assert ca == before  # nothing changed but identity
+    assert ca is not None and cb is not None
+    assert ca["metadata"]["namespace"] is cb["metadata"]["namespace"]
+    c0, c1 = ca["spec"]["template"]["spec"]["containers"][0], cb["spec"]["template"]["spec"]["containers"][0]
+    assert c0["imagePullPolicy"] is c1["imagePullPolicy"] and c0["args"][1] is c1["args"][1]
+    long_a, long_b = ca["status"]["conditions"][0]["message"], cb["status"]["conditions"][0]["message"]
+    assert long_a == long_b and long_a is not long_b  # long strings are left alone
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b'{"metadata": {"name": "a"}, "spec": {"replicas": 2}}', {"metadata": {"name": "a"}, "spec": {"replicas": 2}}),
+    (b'{"spec": {"s": "\\ud800"}}', {"spec": {"s": "\ud800"}}),  # a lone surrogate orjson refuses: json takes it
+    ('{"s": "caf\u00e9"}', {"s": "caf\u00e9"}),
+])
+def test_api_json_is_decoded_whatever_a_tenant_put_in_it(data: bytes | str, expected: dict[str, Any]) -> None:
+    from modelhub.adapters.kube import loads
+
+    assert loads(data) == expected

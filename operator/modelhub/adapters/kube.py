@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
+import orjson
 from kubernetes.client.rest import ApiException
 
 from modelhub import GROUP, VERSION
@@ -35,6 +36,15 @@ COMPONENT = "modelhub-operator"
 
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def loads(data: bytes | str) -> Any:
+    """JSON from the API server: orjson (twice as fast as json, and its decoded objects share their keys, a
+    quarter of a cached object), json for what orjson refuses (an escaped lone surrogate in a tenant's string)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 @dataclass(frozen=True)
@@ -127,11 +137,9 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=cfg)
         cfg.connection_pool_maxsize = pool_size
         self.api_client = kubernetes.client.ApiClient(cfg)
+        # Raw requests only: the client's typed APIs (CoreV1Api alone is 22 MB of code once imported) and their
+        # model classes are neither imported nor used.
         self.api_client.call_api = _counted(self.api_client.call_api)  # type: ignore[method-assign]
-        self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
-        self.apps = kubernetes.client.AppsV1Api(self.api_client)
-        self.core = kubernetes.client.CoreV1Api(self.api_client)
-        self.events = kubernetes.client.EventsV1Api(self.api_client)
 
     def request(
         self,
@@ -153,7 +161,7 @@ class Kube:
         data = resp.read()
         if not 200 <= resp.status < 300:
             raise ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))
-        return json.loads(data) if data else {}
+        return loads(data) if data else {}
 
     # --- custom resources -------------------------------------------------------------------------------
     def patch_status(self, kind: str, namespace: str | None, name: str,
@@ -176,12 +184,12 @@ class Kube:
     # --- core objects -----------------------------------------------------------------------------------
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            cm = self.core.read_namespaced_config_map(name, namespace)
+            cm = self.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        return {"data": dict(cm.data or {}), "resourceVersion": cm.metadata.resource_version if cm.metadata else None}
+        return {"data": dict(cm.get("data") or {}), "resourceVersion": (cm.get("metadata") or {}).get("resourceVersion")}
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Secret of a tenant's namespace as the API returns it (base64 ``data``), None when absent. Raises
@@ -258,19 +266,21 @@ class Kube:
         short key would make the seals it protects guessable."""
         where = f"Secret {namespace}/{name}"
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-            return approvalkey.key_from_secret_data(secret.data, key, where, min_bytes)
+            secret = self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            return approvalkey.key_from_secret_data(secret.get("data"), key, where, min_bytes)
         except ApiException as exc:
             if exc.status != 404:
                 raise
         try:
-            self.core.create_namespace({"metadata": {"name": namespace}})  # type: ignore[arg-type]
+            self.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                             "metadata": {"name": namespace}})
         except ApiException as exc:
             if exc.status != 409:
                 raise
         value = approvalkey.check_key(make(), f"the new key for {where}", min_bytes)
         try:
-            self.core.create_namespaced_secret(namespace, {  # type: ignore[arg-type]
+            self.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body={
+                "apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": name, "labels": {L.MANAGED_BY: L.MANAGER}},
                 "data": {key: base64.b64encode(value).decode()},
             })
@@ -352,7 +362,7 @@ class Kube:
             data = resp.read()
             if not 200 <= resp.status < 300:
                 return False, f"the authorization check failed: HTTP {resp.status} {str(resp.reason)[:100]}"
-            status = json.loads(data).get("status") or {}
+            status = loads(data).get("status") or {}
         except Exception as exc:  # noqa: BLE001 - any failure to ask is a refusal, never a crash of the webhook
             return False, f"the authorization check failed: {type(exc).__name__}"
         return bool(status.get("allowed")) and not status.get("denied"), str(status.get("reason") or "")[:200]
@@ -566,7 +576,7 @@ class Reflector:
                     line, buf = buf.split(b"\n", 1)
                     if not line.strip():
                         continue
-                    ev = json.loads(line)
+                    ev = loads(line)
                     obj = ev.get("object") or {}
                     if ev.get("type") == "ERROR":
                         if obj.get("code") == 410:

@@ -1,6 +1,6 @@
-"""A level-based work queue under the kopf watches.
+"""A level-based work queue under the watches, and the cache they fill.
 
-kopf delivers watch events; the handlers only record the object in the cache and enqueue a key. Workers take keys
+The watches deliver events; the router only records the object in the cache and enqueues a key. Workers take keys
 off the queue and reconcile them from the current cached state, so a burst of events for one object collapses into
 one reconcile, a key is never reconciled by two workers at once, and a failed reconcile is retried with backoff.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,28 @@ def _older(new: Any, cached: Any) -> bool:
 
 
 Indexer = Callable[[dict[str, Any]], Any]  # an object -> its index value (None: not indexed)
+
+# Strings up to this long are shared between cached objects (sys.intern): namespaces, label values, condition
+# types and reasons, image names, the many defaulted fields of a pod template. Longer ones (messages, bundles)
+# are mostly unique.
+SHARED_STRING_MAX = 64
+
+
+def share_strings(node: Any) -> None:
+    """Replace, in place, every short string value under `node` by the one interned copy of it. Each decoded
+    object has its own copy of every value: for a thousand cached Deployments, Services, Models and versions that
+    is about half of what the cache holds (a Deployment: 16 KiB decoded, 10 KiB shared). An interned string
+    goes away with its last user."""
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        items = cur.items() if isinstance(cur, dict) else enumerate(cur)
+        for k, v in items:
+            if type(v) is str:
+                if len(v) <= SHARED_STRING_MAX:
+                    cur[k] = sys.intern(v)
+            elif isinstance(v, (dict, list)):
+                stack.append(v)
 
 
 @dataclass
@@ -74,6 +97,7 @@ class Cache:
         if old is not None and _older(meta.get("resourceVersion"), (old.get("metadata") or {}).get("resourceVersion")):
             return False
         self._index(kind, key, bucket.get(key), add=False)
+        share_strings(body)
         bucket[key] = body
         self._index(kind, key, body, add=True)
         return True
