@@ -2,7 +2,7 @@
 """Benchmark rollout: 100 signed ModelVersions applied at once, until all 100 Deployments are Available.
 
     python tests/bench/bench_rollout.py [--n 100] [--namespaces 10] [--concurrency 32] [--timeout 300]
-                                        [--operator-verbose] [--keep]
+                                        [--runs 1] [--operator-verbose] [--keep]
 
 Needs KUBECONFIG pointing at a live cluster (`make bench-rollout` brings up the local control plane). Unless
 MODELHUB_OPERATOR=external, it applies the CRDs and starts the operator as a subprocess (webhooks on a free
@@ -21,9 +21,13 @@ one CPU Model per version (1 replica, `stable: 1.0.0`). The Models wait with Ver
   create, which allocates a ClusterIP, costs the API server about three Deployment creates).
   `--floor deployments` leaves the Services out, as the floor did before.
 
+With `--runs R` the floor and the operator run R times, alternating, each in new namespaces: `seconds` and
+`floor_seconds` are the medians, `ratio` is theirs, and every run's figures are listed (this machine's figures
+move by 20-30 % from one run to the next). The details printed are those of the median run.
+
 Prints per-object latencies (create -> Deployment seen, seen -> Available; median / p99), then as the LAST line
-one JSON object: {"n": ..., "floor": "services", "seconds": ..., "floor_seconds": ..., "ratio": ..., "requests_per_version": {"verb
-resource": count, ...}} - the operator's API requests (its modelhub_api_requests_total, scraped before the
+one JSON object: {"n": ..., "floor": "services", "runs": R, "seconds": ..., "floor_seconds": ..., "ratio": ...,
+"run_seconds": [...], "run_floor_seconds": [...], "requests_per_version": {"verb resource": count, ...}} - the operator's API requests (its modelhub_api_requests_total, scraped before the
 creates and once its follow-up has settled) divided by N. Namespaces are deleted after.
 """
 
@@ -394,12 +398,75 @@ def wait_models_settled(clients: Clients, items: list[Item], timeout: float = 12
         raise SystemExit(f"{len(pending)} Models were not reconciled within {timeout}s: is the operator running?")
 
 
+def one_run(args: argparse.Namespace, clients: Clients, op_proc: Operator | None, private_key: bytes,
+            public_key: bytes, root: Path) -> tuple[Result, Result, dict[str, float], dict[str, float]]:
+    """The floor, then the operator, each in namespaces of their own (deleted after): (operator, floor,
+    the operator's requests of the run, its work)."""
+    run = uuid.uuid4().hex[:5]
+    requests: dict[str, float] = {}
+    work: dict[str, float] = {}
+    items = make_items(root / run, run, args.n, args.namespaces, private_key)
+    op_namespaces = sorted({it.namespace for it in items})
+    floor_namespaces = [f"bench-floor-{run}-{i}" for i in range(args.namespaces)]
+    try:
+        # --- floor first, on an idle cluster: the same Deployments, created directly ---
+        create_namespaces(clients, floor_namespaces)
+        floor_items = [(floor_namespaces[i % args.namespaces], it) for i, it in enumerate(items)]
+        floor_deps = [it.floor_deployment(ns) for ns, it in floor_items]
+        floor_svcs = [it.floor_service(ns) for ns, it in floor_items] if args.floor == "services" else []
+        log(f"floor: creating the Deployments{' and their Services' if floor_svcs else ''} directly")
+        floor = timed_run(
+            clients, set(floor_namespaces), [(ns, it.version_name) for ns, it in floor_items],
+            [lambda i=i: floor_create(clients, floor_deps[i], floor_svcs[i] if floor_svcs else None)
+             for i in range(len(floor_deps))],
+            f"{BENCH_LABEL}=floor", args.concurrency, args.timeout,
+        )
+        delete_namespaces(clients, floor_namespaces)  # gone before the operator run starts
+
+        # --- setup for the operator (not timed) ---
+        create_namespaces(clients, op_namespaces)
+        for ns in op_namespaces:
+            mine = [it for it in items if it.namespace == ns]
+            clients.core.create_namespaced_config_map(ns, {
+                "metadata": {"name": KEYRING}, "data": {"release.pub": public_key.decode()}})
+            clients.core.create_namespaced_config_map(ns, {
+                "metadata": {"name": SIGNATURES},
+                "data": {f"{it.model}.sig": it.bundle.decode() for it in mine}})
+            for it in mine:
+                clients.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "models", it.model_manifest())
+        wait_models_settled(clients, items)
+        time.sleep(1)  # let the last status writes and their watch events drain
+        before = settled_requests(op_proc) if op_proc else {}
+        work_before = scrape(op_proc.metrics_port) if op_proc else {}
+
+        log("operator: creating the ModelVersions")
+        op = timed_run(
+            clients, set(op_namespaces), [(it.namespace, it.version_name) for it in items],
+            [lambda it=it: clients.custom.create_namespaced_custom_object(
+                GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
+            f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
+            names={op_proc.proc.pid: "(the operator)"} if op_proc else None,
+        )
+        if op_proc:
+            # Everything the rollout cost, up to its follow-up (status writes, Events) done.
+            requests = requests_between(before, settled_requests(op_proc))
+            work = work_between(work_before, scrape(op_proc.metrics_port))
+    finally:
+        if not args.keep:
+            delete_namespaces(clients, op_namespaces + floor_namespaces)
+    log(f"run {run}: operator {op.seconds:.2f}s, floor {floor.seconds:.2f}s, ratio "
+        f"{op.seconds / floor.seconds if floor.seconds else float('inf'):.2f}")
+    return op, floor, requests, work
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100, help="ModelVersions (and Deployments)")
     ap.add_argument("--namespaces", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=32, help="threads creating objects")
     ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for all Available")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="floor and operator runs, alternating; the ratio is of their medians")
     ap.add_argument("--operator-verbose", action="store_true", help="run the operator with --verbose (its log)")
     ap.add_argument("--keep", action="store_true", help="keep the namespaces")
     ap.add_argument("--floor", choices=("services", "deployments"), default="services",
@@ -409,70 +476,28 @@ def main() -> int:
     if not os.environ.get("KUBECONFIG"):
         raise SystemExit("set KUBECONFIG (make bench-rollout brings up the local control plane)")
 
-    run = uuid.uuid4().hex[:5]
-    requests: dict[str, float] = {}
-    work: dict[str, float] = {}
     clients = Clients(pool=max(args.concurrency * 2, 64))
     private_key, public_key = generate_private_key("p256")
     root = Path(tempfile.mkdtemp(prefix="bench-rollout-models-"))
-    items = make_items(root, run, args.n, args.namespaces, private_key)
-    op_namespaces = sorted({it.namespace for it in items})
-    floor_namespaces = [f"bench-floor-{run}-{i}" for i in range(args.namespaces)]
-    log(f"rollout benchmark: {args.n} ModelVersions in {len(op_namespaces)} namespaces, "
-        f"concurrency {args.concurrency}, KUBECONFIG={os.environ['KUBECONFIG']}")
+    log(f"rollout benchmark: {args.n} ModelVersions in {args.namespaces} namespaces, concurrency "
+        f"{args.concurrency}, {args.runs} run(s), KUBECONFIG={os.environ['KUBECONFIG']}")
 
     install_crds()
+    runs: list[tuple[Result, Result, dict[str, float], dict[str, float]]] = []
     try:
         with operator_process(args.operator_verbose) as op_proc:
-            # --- floor first, on an idle cluster: the same Deployments, created directly ---
-            create_namespaces(clients, floor_namespaces)
-            floor_items = [(floor_namespaces[i % args.namespaces], it) for i, it in enumerate(items)]
-            floor_deps = [it.floor_deployment(ns) for ns, it in floor_items]
-            floor_svcs = [it.floor_service(ns) for ns, it in floor_items] if args.floor == "services" else []
-            log(f"floor: creating the Deployments{' and their Services' if floor_svcs else ''} directly")
-            floor = timed_run(
-                clients, set(floor_namespaces), [(ns, it.version_name) for ns, it in floor_items],
-                [lambda i=i: floor_create(clients, floor_deps[i], floor_svcs[i] if floor_svcs else None)
-                 for i in range(len(floor_deps))],
-                f"{BENCH_LABEL}=floor", args.concurrency, args.timeout,
-            )
-            delete_namespaces(clients, floor_namespaces)  # gone before the operator run starts
-
-            # --- setup for the operator (not timed) ---
-            create_namespaces(clients, op_namespaces)
-            for ns in op_namespaces:
-                mine = [it for it in items if it.namespace == ns]
-                clients.core.create_namespaced_config_map(ns, {
-                    "metadata": {"name": KEYRING}, "data": {"release.pub": public_key.decode()}})
-                clients.core.create_namespaced_config_map(ns, {
-                    "metadata": {"name": SIGNATURES},
-                    "data": {f"{it.model}.sig": it.bundle.decode() for it in mine}})
-                for it in mine:
-                    clients.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "models",
-                                                                   it.model_manifest())
-            wait_models_settled(clients, items)
-            time.sleep(1)  # let the last status writes and their watch events drain
-            before = settled_requests(op_proc) if op_proc else {}
-            work_before = scrape(op_proc.metrics_port) if op_proc else {}
-
-            log("operator: creating the ModelVersions")
-            op = timed_run(
-                clients, set(op_namespaces), [(it.namespace, it.version_name) for it in items],
-                [lambda it=it: clients.custom.create_namespaced_custom_object(
-                    GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
-                f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
-                names={op_proc.proc.pid: "(the operator)"} if op_proc else None,
-            )
+            for _ in range(max(1, args.runs)):
+                runs.append(one_run(args, clients, op_proc, private_key, public_key, root))
             if op_proc:
-                # Everything the rollout cost, up to its follow-up (status writes, Events) done.
-                requests = requests_between(before, settled_requests(op_proc))
-                work = work_between(work_before, scrape(op_proc.metrics_port))
                 log(f"operator log: {op_proc.log_path}")
     finally:
-        if not args.keep:
-            delete_namespaces(clients, op_namespaces + floor_namespaces)
         shutil.rmtree(root, ignore_errors=True)
 
+    # The details of the median run (by the operator's time); the figures of every run.
+    op_seconds = [r[0].seconds for r in runs]
+    floor_seconds = [r[1].seconds for r in runs]
+    op, floor, requests, work = sorted(runs, key=lambda r: r[0].seconds)[len(runs) // 2]
+    seconds, floor_median = statistics.median(op_seconds), statistics.median(floor_seconds)
     log("")
     log(f"{'':34}{'operator':>12}{'floor':>12}")
     log(f"{'all ' + str(args.n) + ' Available (wall)':34}{op.seconds:11.2f}s{floor.seconds:11.2f}s")
@@ -488,8 +513,12 @@ def main() -> int:
     for name in list(dict.fromkeys([*op.cpu, *floor.cpu]))[:9]:
         log(f"  {name:32} {op.cpu.get(name, 0.0):10.2f}s{floor.cpu.get(name, 0.0):11.2f}s")
     log(f"  {'all':32} {sum(op.cpu.values()):10.2f}s{sum(floor.cpu.values()):11.2f}s")
-    ratio = op.seconds / floor.seconds if floor.seconds else float("inf")
-    log(f"ratio operator/floor: {ratio:.2f}")
+    if len(runs) > 1:
+        log(f"runs: operator {', '.join(f'{s:.2f}' for s in op_seconds)} s; floor "
+            f"{', '.join(f'{s:.2f}' for s in floor_seconds)} s; ratios "
+            f"{', '.join(f'{o / f:.2f}' if f else 'inf' for o, f in zip(op_seconds, floor_seconds, strict=True))}")
+    ratio = seconds / floor_median if floor_median else float("inf")
+    log(f"ratio operator/floor{' (medians)' if len(runs) > 1 else ''}: {ratio:.2f}")
     per_version = {k: round(v / args.n, 2) for k, v in requests.items() if round(v / args.n, 2) > 0}
     if per_version:
         log("operator requests per version (verb resource: count), rollout and its follow-up:")
@@ -507,8 +536,10 @@ def main() -> int:
                 log(f"  {'answer to ' + k.split(' ', 1)[1] + ' (mean)':34} {'':6}  {v * 1000:7.1f} ms")
         waits = work.get("queue waits", 0.0)
         log(f"  {'queue wait (mean)':34} {'':6}  {work.get('queue wait seconds', 0.0) / waits * 1000 if waits else 0:7.1f} ms")
-    print(json.dumps({"n": args.n, "namespaces": args.namespaces, "floor": args.floor, "seconds": round(op.seconds, 3),
-                      "floor_seconds": round(floor.seconds, 3), "ratio": round(ratio, 3),
+    print(json.dumps({"n": args.n, "namespaces": args.namespaces, "floor": args.floor, "runs": len(runs),
+                      "seconds": round(seconds, 3), "floor_seconds": round(floor_median, 3),
+                      "ratio": round(ratio, 3), "run_seconds": [round(s, 3) for s in op_seconds],
+                      "run_floor_seconds": [round(s, 3) for s in floor_seconds],
                       "requests_per_version": per_version}), flush=True)
     return 0
 

@@ -134,6 +134,20 @@ def test_a_new_versions_first_status_waits_for_its_model_and_says_both_in_one_wr
         h.close()
 
 
+def test_a_new_version_reaches_its_model_through_its_verdict_not_its_watch_event(h: Harness, signed: Any) -> None:
+    """The Model can do nothing with a version that has no verdict yet: its event enqueues only the version,
+    whose reconcile enqueues the Model."""
+    setup(h, signed, stable="1.0.0")
+    h.settle(controllers=h.settle_deployments)
+    s = signed[1]["1.0.0"]
+    h.apply(version_manifest("clf-again", "clf", "1.0.0", s, namespace=NS,
+                             signature={"configMapRef": {"name": f"sig-{vname('1.0.0')}", "key": "model.sig"}}))
+    h.deliver_all()
+    assert ("ModelVersion", NS, "clf-again") in h.queue.ready and ("Model", NS, "clf") not in h.queue.ready
+    h.run(("ModelVersion", NS, "clf-again"))
+    assert ("Model", NS, "clf") in h.queue.ready
+
+
 def test_wrong_pinned_digest_is_refused(h: Harness, signed: Any) -> None:
     setup(h, signed, stable=None)
     mv = dict(h.kube.get("ModelVersion", NS, vname("1.0.0")) or {})
@@ -194,15 +208,15 @@ def test_a_failed_service_write_behind_reconciles_the_model_again_and_writes_it(
 
 
 def test_a_deployment_status_change_nobody_reads_reconciles_nothing(h: Harness, signed: Any) -> None:
-    """Its controller's bookkeeping (conditions, observedGeneration) enqueues neither the Model nor the
-    version; a change of ready replicas enqueues both."""
+    """Its controller's bookkeeping (conditions, observedGeneration, the counts of pods created, updated and
+    available) enqueues neither the Model nor the version; a change of ready replicas enqueues both."""
     setup(h, signed, stable="1.0.0")
     h.settle(controllers=h.settle_deployments)
     dep = deployments(h)[vname("1.0.0")]
     assert not h.queue.ready
     status = dict(dep.get("status") or {})
-    bookkeeping = {**dep, "status": {**status, "observedGeneration": 99,
-                                     "conditions": [{"type": "Progressing", "status": "True"}]}}
+    bookkeeping = {**dep, "status": {**status, "observedGeneration": 99, "replicas": 7, "availableReplicas": 0,
+                                     "updatedReplicas": 3, "conditions": [{"type": "Progressing", "status": "True"}]}}
     h.kube.put(bookkeeping)
     h.deliver_all()
     assert ("Model", NS, "clf") not in h.queue.ready and ("ModelVersion", NS, vname("1.0.0")) not in h.queue.ready

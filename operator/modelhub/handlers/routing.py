@@ -44,12 +44,12 @@ def version_configmaps(version: dict[str, Any]) -> set[ObjKey]:
 def rollout_view(dep: dict[str, Any]) -> tuple[Any, ...]:
     """What the Model's and the version's reconciles read of a Deployment (its identity, labels, annotations,
     generation, deletion, replicas wanted and ready): a watch event that changes none of it reconciles nothing.
-    (A Deployment coming up changes its status three or four times; its conditions and observedGeneration are
-    read only by the reconciles other events start.)"""
+    (A Deployment coming up changes its status three or four times; its conditions and observedGeneration, and
+    the counts of pods created and available, are read by no reconcile, or only by those other events start.)"""
     m = _meta(dep)
     spec, status = dep.get("spec") or {}, dep.get("status") or {}
     return (m.get("uid"), m.get("generation"), m.get("labels"), m.get("annotations"), m.get("deletionTimestamp"),
-            spec.get("replicas"), status.get("replicas"), status.get("readyReplicas"), status.get("availableReplicas"))
+            spec.get("replicas"), status.get("readyReplicas"))
 
 
 class RefIndex:
@@ -182,7 +182,9 @@ class Router:
         self.bundles.assign(key, version_configmaps(obj))
         self.ctx.enqueue("ModelVersion", *key)
         model = (obj.get("spec") or {}).get("model")
-        if model:
+        # A version this operator has no verdict on yet (just created) changes nothing its Model can act on: its
+        # reconcile enqueues the Model once it has one (spec.model is immutable).
+        if model and key in self.ctx.verdicts:
             self.ctx.enqueue("Model", m["namespace"], model)
 
     def facts_changed(self, facts: rdomain.VersionFacts) -> None:
