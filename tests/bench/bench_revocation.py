@@ -10,7 +10,9 @@ create call to three moments users feel:
   manager's endpointslice controller keeps them from the pods; every endpoint there serves a revoked artifact);
 * pods: the last pod gone.
 
-Then it deletes the Revocation and waits for everything to serve again. The floor, in the same run on the same
+Then it deletes the Revocation and waits for everything to serve again. Each timed moment, the operator's and the
+floor's, starts once the operator has sent no request for 3 s (Lease renewals aside): both measure from a quiet
+operator, not while the previous step's status writes and Events (rate limited to 10/s) still drain. The floor, in the same run on the same
 cluster: N equivalent Deployments, each behind its own Service, torn down by a plain client that knows their
 ReplicaSets and pods (listed before the clock starts) and deletes each chain top-down (Deployment, ReplicaSet,
 pods) with the same concurrency and the same deletion options (Background propagation; the pods with the same
@@ -47,7 +49,13 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 from tests.support.counters import Counter, EndpointCounter  # noqa: E402
 from tests.support.kube import install_crds, kubectl_bin  # noqa: E402
-from tests.support.operator import Operator, api_requests, requests_between, start_operator  # noqa: E402
+from tests.support.operator import (  # noqa: E402
+    Operator,
+    api_requests,
+    requests_between,
+    settled_requests,
+    start_operator,
+)
 
 from modelhub.domain.signing import (  # noqa: E402
     compute_manifest,
@@ -222,7 +230,9 @@ def main() -> int:
         for run in range(args.runs):
             # --- the operator: one Revocation by key fingerprint
             name = f"bench-{tag}-{run}"
-            before = api_requests(op.metrics_port) if op else {}
+            # From a quiet operator, as the floor gets a quiet cluster: the previous restore's follow-up (status
+            # writes, its Events at 10/s) done.
+            before = settled_requests(op) if op else {}
             t0 = time.time()
             custom.create_cluster_custom_object(
                 "modelhub.dev", "v1alpha1", "revocations",
@@ -269,6 +279,8 @@ def main() -> int:
             go, done = mp.Event(), mp.Event()
             proc = mp.Process(target=floor_teardown, args=(chains, args.concurrency, args.grace, go, done))
             proc.start()
+            if op:
+                settled_requests(op)  # the operator's follow-up of its own teardown does not slow the floor's
             time.sleep(1.0)  # the child is ready: it has its client and waits for go
             t0 = time.time()
             go.set()

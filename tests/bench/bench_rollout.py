@@ -60,9 +60,9 @@ from tests.support import cpu  # noqa: E402
 from tests.support.kube import install_crds  # noqa: E402
 from tests.support.operator import (  # noqa: E402
     Operator,
-    api_requests,
     requests_between,
     scrape,
+    settled_requests,
     start_operator,
     work_between,
 )
@@ -112,26 +112,6 @@ def operator_process(verbose: bool) -> Iterator[Operator | None]:
         yield op
     finally:
         op.stop(15)
-
-
-def settled_requests(op: Operator, quiet: float = 3.0, timeout: float = 120) -> dict[tuple[str, str], float]:
-    """The operator's request counts once they have not changed for `quiet` seconds (its follow-up is done;
-    the leader's Lease renewals, every few seconds, do not count as work)."""
-
-    def work(counts: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-        return {k: v for k, v in counts.items() if k[1] != "leases"}
-
-    last, since = api_requests(op.metrics_port), time.monotonic()
-    deadline = since + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = api_requests(op.metrics_port)
-        if work(now) != work(last):
-            since = time.monotonic()
-        last = now
-        if time.monotonic() - since >= quiet:
-            break
-    return last
 
 
 # --- fixtures: keys, signed models, manifests --------------------------------------------------------------

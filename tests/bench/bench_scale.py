@@ -48,11 +48,16 @@ from tests.bench.bench_rollout import (  # noqa: E402
     delete_namespaces,
     log,
     make_items,
-    settled_requests,
     wait_models_settled,
 )
 from tests.support.kube import install_crds  # noqa: E402
-from tests.support.operator import Operator, api_requests, requests_between, start_operator  # noqa: E402
+from tests.support.operator import (  # noqa: E402
+    Operator,
+    api_requests,
+    requests_between,
+    settled_requests,
+    start_operator,
+)
 
 from modelhub.domain.signing import generate_private_key  # noqa: E402
 from modelhub.domain.workloads import LABEL_MANAGED  # noqa: E402

@@ -183,3 +183,24 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def settled_requests(op: Operator, quiet: float = 3.0, timeout: float = 120) -> dict[tuple[str, str], float]:
+    """The operator's request counts once they have not changed for `quiet` seconds (its follow-up is done; the
+    leader's Lease renewals, watch reconnects and discovery, every few seconds, do not count as work)."""
+
+    def work(counts: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+        # Not work: Lease renewals, watches reconnecting (each ConfigMap watch every minute) and discovery.
+        return {k: v for k, v in counts.items() if k[1] not in ("leases", "discovery") and k[0] != "watch"}
+
+    last, since = api_requests(op.metrics_port), time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = api_requests(op.metrics_port)
+        if work(now) != work(last):
+            since = time.monotonic()
+        last = now
+        if time.monotonic() - since >= quiet:
+            break
+    return last

@@ -143,6 +143,19 @@ def test_transitions_are_structured() -> None:
     ([cond(C.READY, C.FALSE, R.PROGRESSING)], [cond(C.READY, C.FALSE, R.UNSCHEDULABLE)],
      [(C.WARNING, R.UNSCHEDULABLE)]),
     ([cond(C.READY, C.TRUE, R.SERVING)], [cond(C.READY, C.FALSE, R.PROGRESSING)], [(C.WARNING, R.PROGRESSING)]),
+    # revoked while serving: one Warning, not three (Ready and Available turn for the same reason)
+    ([cond(C.REVOKED, C.FALSE, R.NOT_REVOKED), cond(C.AVAILABLE, C.TRUE, R.MINIMUM_REPLICAS_AVAILABLE),
+      cond(C.READY, C.TRUE, R.SERVING)],
+     [cond(C.REVOKED, C.TRUE, R.REVOKED), cond(C.AVAILABLE, C.FALSE, R.REVOKED), cond(C.READY, C.FALSE, R.REVOKED)],
+     [(C.WARNING, R.REVOKED)]),
+    # the Revocation lifted: that is the news; not promoted again (yet) is not
+    ([cond(C.REVOKED, C.TRUE, R.REVOKED), cond(C.READY, C.FALSE, R.REVOKED)],
+     [cond(C.REVOKED, C.FALSE, R.NOT_REVOKED), cond(C.READY, C.FALSE, R.NOT_PROMOTED)],
+     [(C.NORMAL, R.NOT_REVOKED)]),
+    # a signature refused while serving: the refusal says it
+    ([cond(C.SIGNATURE_VERIFIED, C.TRUE, R.VERIFIED), cond(C.READY, C.TRUE, R.SERVING)],
+     [cond(C.SIGNATURE_VERIFIED, C.FALSE, R.UNTRUSTED_KEY), cond(C.READY, C.FALSE, R.UNTRUSTED_KEY)],
+     [(C.WARNING, R.UNTRUSTED_KEY)]),
 ])
 def test_version_events(old: Any, new: Any, expected: list[tuple[str, str]]) -> None:
     assert [(e.type, e.reason) for e in version_events(old, new)] == expected

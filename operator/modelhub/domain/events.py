@@ -56,16 +56,22 @@ def transitions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> 
 # The "nothing to report" first states of a new version: not an Event.
 _QUIET_FIRST = frozenset({(C.REVOKED, R.NOT_REVOKED), (C.APPROVED, R.NOT_REQUIRED), (C.READY, R.NOT_PROMOTED),
                           (C.AVAILABLE, R.NOT_PROMOTED)})
-# Passing states, no Event unless the version was serving: pods coming up are news when they serve (Serving) or cannot (Unschedulable,
-# ArtifactRejected). Each Event is a write, and a rollout of many versions would otherwise pay for this too.
-_QUIET = frozenset({(C.READY, R.PROGRESSING), (C.AVAILABLE, R.PROGRESSING)})
+# Passing states, no Event unless the version was serving: pods coming up are news when they serve (Serving) or
+# cannot (Unschedulable, ArtifactRejected), and a version not promoted (yet, or again after a lifted Revocation) is
+# news only when it stops serving. Each Event is a write, and a rollout of many versions would otherwise pay too.
+_QUIET = frozenset({(C.READY, R.PROGRESSING), (C.AVAILABLE, R.PROGRESSING), (C.READY, R.NOT_PROMOTED),
+                    (C.AVAILABLE, R.NOT_PROMOTED)})
+_WORKLOAD = frozenset({C.READY, C.AVAILABLE})
 
 
 def version_events(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[Event]:
     """The Events for a ModelVersion's condition changes: not the first quiet state of a new version, not a
-    passing state (pods coming up), and not `Available` when `Ready` makes the same turn (the same news twice)."""
+    passing state (pods coming up), and never the same news twice: not `Available` when `Ready` makes the same
+    turn, nor `Ready` or `Available` turning for the reason another condition turned with (a Revocation, a
+    refused signature: that condition's Event says it)."""
     changed = transitions(old, new)
     ready_turned = {t.status for t in changed if t.condition == C.READY}
+    said = {t.reason for t in changed if t.condition not in _WORKLOAD}
     was_serving = (get_condition(old, C.READY) or {}).get("status") == C.TRUE  # then losing its pods is news
     out = []
     for t in changed:
@@ -74,6 +80,8 @@ def version_events(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) 
         if (t.condition, t.reason) in _QUIET and not was_serving:
             continue
         if t.condition == C.AVAILABLE and t.status in ready_turned:
+            continue
+        if t.condition in _WORKLOAD and t.reason in said:
             continue
         out.append(t.event())
     return out
