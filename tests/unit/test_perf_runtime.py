@@ -202,3 +202,27 @@ def test_api_json_is_decoded_whatever_a_tenant_put_in_it(data: bytes | str, expe
     from modelhub.adapters.kube import loads
 
     assert loads(data) == expected
+
+
+def test_all_connections_of_the_api_pool_share_one_tls_context(tmp_path: Any) -> None:
+    import ssl
+
+    import urllib3
+
+    from modelhub.adapters.certs import self_signed
+    from modelhub.adapters.kube import share_tls_context
+
+    cert, key = self_signed(tmp_path, ["127.0.0.1"])
+    made = urllib3.PoolManager(cert_reqs=ssl.CERT_REQUIRED, ca_certs=str(cert), cert_file=str(cert),
+                               key_file=str(key), ca_cert_data=None, maxsize=7)
+    pool = share_tls_context(made)
+    a, b = pool.connection_from_host("a.example", 443, "https"), pool.connection_from_host("b.example", 443, "https")
+    ctx = a.conn_kw["ssl_context"]
+    assert isinstance(ctx, ssl.SSLContext) and b.conn_kw["ssl_context"] is ctx
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.get_ca_certs()  # the CA is loaded once, in the context
+    assert a.pool is not None and a.pool.maxsize == 7 and "cert_file" not in pool.connection_pool_kw
+    # Left as they are: a pool that does not verify, and a proxy's.
+    insecure = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE)
+    assert share_tls_context(insecure) is insecure
+    proxied = urllib3.ProxyManager("http://proxy.example:3128", cert_reqs=ssl.CERT_REQUIRED)
+    assert share_tls_context(proxied) is proxied

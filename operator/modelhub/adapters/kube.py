@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import ssl
 import threading
 import time
 import urllib.parse
@@ -20,7 +21,9 @@ from typing import Any
 
 import kubernetes
 import orjson
+import urllib3
 from kubernetes.client.rest import ApiException
+from urllib3.util.ssl_ import create_urllib3_context
 
 from modelhub import GROUP, VERSION
 from modelhub.adapters import metrics
@@ -45,6 +48,28 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def share_tls_context(pool: urllib3.PoolManager) -> urllib3.PoolManager:
+    """The same pool, with one TLS context for all its connections. The client hands urllib3 its CA and client
+    certificate files, and urllib3 then builds a context per connection (loading and checking the key each
+    time): about 46 KB each, and the operator holds a connection per watch (one per namespace with a ConfigMap
+    it reads) besides its request threads. A proxy's pool, or one that does not verify, is returned as it is."""
+    if type(pool) is not urllib3.PoolManager:
+        return pool
+    kw = dict(pool.connection_pool_kw)
+    if kw.get("cert_reqs") != ssl.CERT_REQUIRED or "ssl_context" in kw:
+        return pool
+    ctx = create_urllib3_context()
+    cafile, cadata = kw.pop("ca_certs", None), kw.pop("ca_cert_data", None)
+    if cafile or cadata:
+        ctx.load_verify_locations(cafile=cafile, cadata=cadata.decode() if isinstance(cadata, bytes) else cadata)
+    else:
+        ctx.load_default_certs()
+    cert, key = kw.pop("cert_file", None), kw.pop("key_file", None)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return urllib3.PoolManager(ssl_context=ctx, **kw)
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,8 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=cfg)
         cfg.connection_pool_maxsize = pool_size
         self.api_client = kubernetes.client.ApiClient(cfg)
+        rest = self.api_client.rest_client
+        rest.pool_manager = share_tls_context(rest.pool_manager)
         # Raw requests only: the client's typed APIs (CoreV1Api alone is 22 MB of code once imported) and their
         # model classes are neither imported nor used.
         self.api_client.call_api = _counted(self.api_client.call_api)  # type: ignore[method-assign]
