@@ -64,6 +64,7 @@ from modelhub.domain.signing import (  # noqa: E402
     sign_model_dir,
     subject_digest,
 )
+from modelhub.domain.workloads import build_deployment  # noqa: E402
 
 SERVES = "modelhub.dev/serves-artifact=true"
 KUBECTL = kubectl_bin()
@@ -87,16 +88,21 @@ def ensure_operator(log: Path, grace: int) -> Operator | None:
     return start_operator(log, MODELHUB_REVOCATION_GRACE_SECONDS=str(grace))
 
 
-def floor_objects(i: int, ns: str) -> tuple[dict, dict]:
-    """A Deployment like the operator's (1 replica on the CPU nodes, a named http port) and its Service."""
-    labels = {"app": f"f{i}", "modelhub.dev/serves-artifact": "true"}
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
-        "name": f"f{i}", "namespace": ns, "labels": {"modelhub.dev/serves-artifact": "true"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": f"f{i}"}}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {"nodeSelector": {"modelhub.dev/node-class": "cpu"},
-                     "containers": [{"name": "s", "image": "example.invalid/serve:1",
-                                     "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+def floor_objects(i: int, ns: str, model: dict, version: dict) -> tuple[dict, dict]:
+    """The Deployment the operator builds for version `i` (its pod template as it is: the loader init container,
+    the volumes), as a plain client's object - no owner, no digest it declares (the Revocation is still there when
+    the floor runs) - and a Service in front of it."""
+    m = {**model, "metadata": {**model["metadata"], "namespace": ns, "uid": "x"}}
+    v = {**version, "metadata": {**version["metadata"], "namespace": ns, "uid": "x"},
+         "status": {"verified": {"digest": version["spec"]["artifact"]["digest"]}}}
+    dep = build_deployment(m, v, replicas=1, role="stable", loader_image="ghcr.io/modelhub/modelhub:0.1.0",
+                           cpu_node_selector={"modelhub.dev/node-class": "cpu"})
+    dep["metadata"] = {"name": f"f{i}", "namespace": ns, "labels": {"modelhub.dev/serves-artifact": "true"}}
+    app = {"app": f"f{i}", "modelhub.dev/serves-artifact": "true"}
+    dep["spec"]["selector"] = {"matchLabels": {"app": f"f{i}"}}
+    tmpl = dep["spec"]["template"]["metadata"]
+    tmpl["labels"] = app
+    tmpl["annotations"] = {k: v for k, v in (tmpl.get("annotations") or {}).items() if not k.startswith("modelhub.dev/")}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"f{i}", "namespace": ns},
            "spec": {"selector": {"app": f"f{i}"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
     return dep, svc
@@ -213,7 +219,9 @@ def main() -> int:
             ]
         op_moments = Moments(apps, core, discovery, set(spaces))
         floor_moments = Moments(apps, core, discovery, set(floor_spaces))
-        floor_docs = [floor_objects(i, floor_spaces[i % len(floor_spaces)]) for i in range(args.n)]
+        by_name = {(d["kind"], d["metadata"]["name"]): d for docs in docs_by_ns.values() for d in docs}
+        floor_docs = [floor_objects(i, floor_spaces[i % len(floor_spaces)], by_name[("Model", f"m{i}")],
+                                    by_name[("ModelVersion", f"m{i}-1-0-0")]) for i in range(args.n)]
         t = time.time()
         with cf.ThreadPoolExecutor(8) as pool:
             list(pool.map(kubectl_apply, docs_by_ns.values()))

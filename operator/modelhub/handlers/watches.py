@@ -6,7 +6,7 @@ their label selector, and so are our HTTPRoutes once the cluster serves the Gate
 workload kinds are); ConfigMaps only in the namespaces where a Model's keyring or a ModelVersion's bundle names
 one, so the ConfigMaps of unrelated namespaces cost nothing. Events hop from each watch's thread onto the event
 loop, in order. (kopf watches nothing: its per-object workers, per-event handler machinery and copies of every
-body were a fifth of the operator's CPU in a rollout and a tenth of its memory at scale.)
+body took 12 MB of peak memory at scale, 228 -> 216 MB in `make bench-scale`, and CPU on every event.)
 """
 
 from __future__ import annotations
