@@ -338,6 +338,17 @@ def create_namespaces(clients: Clients, names: list[str]) -> None:
         clients.core.create_namespace({"metadata": {"name": ns, "labels": {BENCH_LABEL: "true"}}})
 
 
+def keyrings_and_bundles(clients: Clients, namespaces: list[str], items: list[Item], public_key: bytes) -> None:
+    """The namespaces, each with the keyring ConfigMap and one ConfigMap of its versions' signature bundles."""
+    create_namespaces(clients, namespaces)
+    for ns in namespaces:
+        clients.core.create_namespaced_config_map(ns, {
+            "metadata": {"name": KEYRING}, "data": {"release.pub": public_key.decode()}})
+        clients.core.create_namespaced_config_map(ns, {
+            "metadata": {"name": SIGNATURES},
+            "data": {f"{it.model}.sig": it.bundle.decode() for it in items if it.namespace == ns}})
+
+
 def delete_namespaces(clients: Clients, names: list[str], wait: float = 90) -> None:
     for ns in names:
         with contextlib.suppress(ApiException):
@@ -404,16 +415,9 @@ def one_run(args: argparse.Namespace, clients: Clients, op_proc: Operator | None
         delete_namespaces(clients, floor_namespaces)  # gone before the operator run starts
 
         # --- setup for the operator (not timed) ---
-        create_namespaces(clients, op_namespaces)
-        for ns in op_namespaces:
-            mine = [it for it in items if it.namespace == ns]
-            clients.core.create_namespaced_config_map(ns, {
-                "metadata": {"name": KEYRING}, "data": {"release.pub": public_key.decode()}})
-            clients.core.create_namespaced_config_map(ns, {
-                "metadata": {"name": SIGNATURES},
-                "data": {f"{it.model}.sig": it.bundle.decode() for it in mine}})
-            for it in mine:
-                clients.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "models", it.model_manifest())
+        keyrings_and_bundles(clients, op_namespaces, items, public_key)
+        for it in items:
+            clients.custom.create_namespaced_custom_object(GROUP, VERSION, it.namespace, "models", it.model_manifest())
         wait_models_settled(clients, items)
         time.sleep(1)  # let the last status writes and their watch events drain
         before = settled_requests(op_proc) if op_proc else {}

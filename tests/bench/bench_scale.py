@@ -39,13 +39,12 @@ sys.path.insert(0, str(REPO))
 
 from tests.bench.bench_rollout import (  # noqa: E402
     GROUP,
-    KEYRING,
-    SIGNATURES,
     VERSION,
     Clients,
     Watcher,
     create_namespaces,
     delete_namespaces,
+    keyrings_and_bundles,
     log,
     make_items,
     wait_models_settled,
@@ -142,13 +141,7 @@ def main() -> int:
             log(f"operator: pid {op.proc.pid}, metrics on :{op.metrics_port}, log {log_path}")
 
         # 2. the operator's share
-        create_namespaces(clients, op_namespaces)
-        for ns in op_namespaces:
-            mine = [it for it in items if it.namespace == ns]
-            clients.core.create_namespaced_config_map(ns, {
-                "metadata": {"name": KEYRING}, "data": {"release.pub": public_key.decode()}})
-            clients.core.create_namespaced_config_map(ns, {
-                "metadata": {"name": SIGNATURES}, "data": {f"{it.model}.sig": it.bundle.decode() for it in mine}})
+        keyrings_and_bundles(clients, op_namespaces, items, public_key)
         with cf.ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(lambda it: clients.custom.create_namespaced_custom_object(
                 GROUP, VERSION, it.namespace, "models", it.model_manifest()), items))
