@@ -237,11 +237,12 @@ class VersionReconciler:
         now = self.ctx.clock()
         revoked = vdomain.revoked_by(obj, self.covering(facts_obj), self.ctx.now_iso())
         approval = self.approval(obj)
+        tagged = oci_tag(str((spec.get("artifact") or {}).get("uri", "")))
         plan = vdomain.plan_version(
             obj, now=now, verification=verification,
             require_approval=bool((((model or {}).get("spec") or {}).get("trust") or {}).get("requireApproval")),
             approval=approval, revoked=revoked, workload=await self.workload(obj),
-            tagged=oci_tag(str((spec.get("artifact") or {}).get("uri", ""))),
+            tagged=tagged,
         )
         verdict = verdicts.verdict_of(obj, verified=verification.ok, reason=verification.reason,
                                       message=verification.message,
@@ -259,7 +260,7 @@ class VersionReconciler:
                 self.ctx.enqueue("Model", namespace, _meta(model)["name"])
             return plan.requeue
         status = plan.status
-        pinned = await self.pinned_uri(obj) if oci_tag(str((spec.get("artifact") or {}).get("uri", ""))) else None
+        pinned = await self.pinned_uri(obj) if tagged else None
         if isinstance(pinned, str) and pinned != status.get("resolvedUri"):
             status = {**status, "resolvedUri": pinned}
         if revoked:
