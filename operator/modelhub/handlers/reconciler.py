@@ -18,8 +18,6 @@ from modelhub.handlers.version import VersionReconciler
 
 log = logging.getLogger(__name__)
 
-KINDS = ("Model", "ModelVersion", "Revocation")
-
 
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
