@@ -187,7 +187,13 @@ def test_plan_version_requeues_a_store_bundle_with_backoff_and_settling_workload
     ok = Verification(True, R.VERIFIED, "ok", digest="sha256:" + "a" * 64, key_fingerprint="f", key_name="k", files=1)
     plan = plan_version(obj, now=NOW, verification=ok, require_approval=False, approval=None, revoked=None,
                         workload=WorkloadState(deployment="v", replicas=2, ready_replicas=1))
-    assert plan.requeue == requeue.WORKLOAD_SETTLING
+    assert plan.requeue == requeue.WORKLOAD_SETTLING  # when its pods are asked is unknown: soon
+    plan = plan_version(obj, now=NOW, verification=ok, require_approval=False, approval=None, revoked=None,
+                        workload=WorkloadState(deployment="v", replicas=2, ready_replicas=1, look_again=25.0))
+    assert plan.requeue == 25.0  # readiness comes as Deployment events; only the pods' why needs a look again
+    plan = plan_version(obj, now=NOW, verification=ok, require_approval=False, approval=None, revoked=None,
+                        workload=WorkloadState(deployment="v", replicas=2, ready_replicas=2, look_again=25.0))
+    assert plan.requeue is None  # serving: nothing to look again for
     assert plan.conditions_changed
     assert [e.reason for e in plan.events][:1] == [R.VERIFIED]
 

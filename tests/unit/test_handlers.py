@@ -544,6 +544,29 @@ def test_a_refused_artifact_shows_on_the_version_as_artifact_rejected(h: Harness
     assert any(e["reason"] == R.ARTIFACT_REJECTED and e["type"] == C.WARNING for e in h.kube.recorded_events)
 
 
+def test_a_stalled_versions_pods_are_asked_at_most_every_30s_and_their_answer_is_kept(h: Harness,
+                                                                                      signed: Any) -> None:
+    setup(h, signed, stable="1.0.0")
+    h.kube.rejected[NS] = "weights.bin: sha256 mismatch"
+    h.settle(controllers=h.settle_deployments)
+    key = ("ModelVersion", NS, vname("1.0.0"))
+
+    def pod_lists() -> int:
+        return h.kube.requests.count(("list", "Pod"))
+
+    asked = pod_lists()
+    assert asked >= 1
+    for _ in range(3):  # looks again: the answer holds, no pod list, the status keeps saying why
+        assert h.run(key) == pytest.approx(30.0, abs=0.01)
+        assert condition(h.kube.get(*key), C.AVAILABLE)["reason"] == R.ARTIFACT_REJECTED
+    assert pod_lists() == asked
+    del h.kube.rejected[NS]
+    h.now += dt.timedelta(seconds=31)  # the next ask is due: the loader's refusal is gone
+    h.run(key)
+    assert pod_lists() == asked + 1
+    assert condition(h.kube.get(*key), C.AVAILABLE)["reason"] == R.PROGRESSING
+
+
 def test_a_late_echo_of_a_torn_down_workload_is_not_torn_down_and_counted_again(h: Harness, signed: Any) -> None:
     setup(h, signed, stable="1.0.0", replicas=3)
     h.settle()  # rolled out; its pods not ready yet

@@ -187,18 +187,40 @@ def test_revocation_by_certificate_and_by_ca_reads_the_status(cert_signed, key_s
 
 
 # --- when a Deployment's pods are asked why they do not serve ---------------------------------------------------
-@pytest.mark.parametrize(("deployment", "expected"), [
-    ({"status": {"conditions": [{"type": "Progressing", "status": "True",
-                                 "lastUpdateTime": "2026-12-01T11:59:55Z"}]}}, False),  # moved 5 s ago
-    ({"status": {"conditions": [{"type": "Progressing", "status": "True",
-                                 "lastUpdateTime": "2026-12-01T11:59:45Z"}]}}, True),  # stalled 15 s
-    ({"metadata": {"creationTimestamp": "2026-12-01T11:59:59Z"}, "status": {}}, False),  # just created
-    ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {}}, True),
-    ({"status": {"conditions": [{"type": "Progressing", "lastUpdateTime": "garbage"}]}}, True),  # unknown: ask
-    ({}, True),
-    ({"status": {"conditions": "not a list"}}, True),
-])
-def test_pods_are_asked_once_a_deployment_stalls(deployment: dict[str, Any], expected: bool) -> None:
-    from modelhub.domain.versions import ask_pods
+_NOON = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
 
-    assert ask_pods(deployment, dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)) is expected
+
+def _moved(at: str) -> dict[str, Any]:
+    return {"status": {"conditions": [{"type": "Progressing", "status": "True", "lastUpdateTime": at}]}}
+
+
+@pytest.mark.parametrize(("deployment", "asked", "expected"), [
+    (_moved("2026-12-01T11:59:55Z"), None, (False, False, 5.0)),  # moved 5 s ago: asked in 5 s
+    (_moved("2026-12-01T11:59:45Z"), None, (True, False, 30.0)),  # stalled 15 s, never asked: ask
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:59:59Z"}, "status": {}}, None, (False, False, 9.0)),
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {}}, None, (True, False, 30.0)),
+    (_moved("garbage"), None, (True, False, 30.0)),  # unknown progress: stalled
+    ({}, None, (True, False, 30.0)),
+    ({"status": {"conditions": "not a list"}}, None, (True, False, 30.0)),
+    # asked 10 s ago, after its last progress: that answer holds for 20 s more
+    (_moved("2026-12-01T11:59:00Z"), "2026-12-01T11:59:50Z", (False, True, 20.0)),
+    ({}, "2026-12-01T11:59:50Z", (False, True, 20.0)),  # no progress time: same
+    (_moved("2026-12-01T11:59:00Z"), "2026-12-01T11:59:29Z", (True, False, 30.0)),  # 31 s ago: ask again
+    # it moved after the last answer: that answer is stale, and it is asked once it stalls again
+    (_moved("2026-12-01T11:59:58Z"), "2026-12-01T11:59:50Z", (False, False, 8.0)),
+    (_moved("2026-12-01T11:59:59Z"), "2026-12-01T11:59:50Z", (False, False, 9.0)),
+])
+def test_pods_are_asked_once_a_deployment_stalls_and_then_at_most_every_30s(
+        deployment: dict[str, Any], asked: str | None, expected: tuple[bool, bool, float]) -> None:
+    from modelhub.domain import requeue
+    from modelhub.domain.versions import pods_question
+
+    q = pods_question(deployment, _NOON, requeue.parse_time(asked) if asked else None)
+    assert (q.ask, q.reuse, q.again_in) == pytest.approx(expected)
+
+
+def test_pods_question_looks_again_no_sooner_than_a_second() -> None:
+    from modelhub.domain.versions import pods_question
+
+    q = pods_question(_moved("2026-12-01T11:59:50Z"), _NOON - dt.timedelta(seconds=0.5), None)  # due in 0.5 s
+    assert not q.ask and q.again_in == 1.0

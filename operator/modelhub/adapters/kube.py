@@ -153,8 +153,6 @@ class Kube:
     sends (typed calls, raw requests, watches) is counted by verb and resource."""
 
     def __init__(self, pool_size: int = 64) -> None:
-        self._lock = threading.Lock()
-        self._pod_problems: dict[tuple[str, str], tuple[float, tuple[str | None, str | None]]] = {}
         cfg = kubernetes.client.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
             kubernetes.config.load_incluster_config(client_configuration=cfg)
@@ -261,27 +259,12 @@ class Kube:
         body["metadata"] = {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
         return self.request("PUT", path, body=body)
 
-    #: Seconds a pod_problems answer is reused for the same pods. Pods are asked only once their Deployment has
-    #: stalled (versions.ask_pods), and a stalled Deployment's pods change slowly; at N=1000 on a loaded cluster a
-    #: 2 s reuse made seven pod lists per version. A reason shows at most this much later.
-    POD_PROBLEMS_TTL = 10.0
-
     def pod_problems(self, namespace: str, selector: str) -> tuple[str | None, str | None]:
         """Why the pods of `selector` do not serve: (the scheduler's message, the loader's refusal), one list
-        (reused for POD_PROBLEMS_TTL seconds)."""
-        key, now = (namespace, selector), time.monotonic()
-        with self._lock:
-            hit = self._pod_problems.get(key)
-            if hit is not None and now - hit[0] < self.POD_PROBLEMS_TTL:
-                return hit[1]
+        (how often is the version reconcile's decision: versions.pods_question)."""
         out = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", selector)])
         pods = list(out.get("items") or [])
-        answer = (unschedulable_reason(pods), loader_failure(pods))
-        with self._lock:
-            if len(self._pod_problems) > 10_000:
-                self._pod_problems.clear()
-            self._pod_problems[key] = (now, answer)
-        return answer
+        return unschedulable_reason(pods), loader_failure(pods)
 
     def ensure_secret_key(
         self, namespace: str, name: str, key: str, make: Any, min_bytes: int = approvalkey.MIN_BYTES

@@ -11,8 +11,9 @@ from typing import Any
 # a rollout, is not on the way from create to Deployment). A version its Model does not deploy gets its status
 # when the hold ends.
 FIRST_STATUS_HOLD = 3.0
-# A version whose pods are still coming up (or not placeable): look again after this many seconds (why pods do
-# not serve, the scheduler's or the loader's word, comes with no event of a Deployment).
+# A version whose pods are still coming up, when the time its pods are asked why is unknown: look again after
+# this many seconds (why pods do not serve, the scheduler's or the loader's word, comes with no event of a
+# Deployment; versions.pods_question says when they are asked).
 WORKLOAD_SETTLING = 5.0
 # A Model whose Deployments are still coming up: a safety net only, their status changes are watch events that
 # reconcile it. (At 3 s, a thousand Models coming up on a loaded cluster reconciled 20 times each for nothing.)
@@ -62,11 +63,6 @@ def bundle_retry_delay(failing_since: str | None, now: dt.datetime) -> float:
 def failure_backoff(attempt: int) -> float:
     """Seconds before retrying a reconcile that failed `attempt` times in a row (attempt >= 1)."""
     return min(FAILURE_FIRST * 2 ** (max(attempt, 1) - 1), FAILURE_MAX)
-
-
-def settling(replicas: int, ready: int) -> float | None:
-    """A workload with fewer ready replicas than wanted: look again soon (readiness has no event of ours)."""
-    return WORKLOAD_SETTLING if ready < replicas else None
 
 
 def revocation(remaining: int) -> float | None:

@@ -72,6 +72,7 @@ class WorkloadState:
     served_digest: str | None = None
     unschedulable: str | None = None  # the scheduler's message when a pod cannot be placed
     loader_failure: str | None = None  # the loader's one-line reason when it refused the artifact (fail closed)
+    look_again: float | None = None  # fewer ready than wanted: seconds until its pods are asked why (None: soon)
 
 
 def verification_of(verified: VerifiedSignature, pinned: str) -> Verification:
@@ -239,17 +240,37 @@ def version_status(
 # ago is coming up: its pods are not asked why they do not serve yet. Each ask is a pod list, and during a
 # rollout of many versions every Deployment status change would otherwise ask.
 PODS_ASKED_AFTER = 10.0
+# A stalled Deployment's pods are asked again at most this often (their answer is kept in between): at N=1000 on
+# a loaded cluster, where many Deployments wait longer than PODS_ASKED_AFTER for their pods, asking on every look
+# again made four pod lists per version. A scheduler's or loader's reason shows at most this much later.
+PODS_ASKED_AGAIN = 30.0
 
 
-def ask_pods(deployment: Mapping[str, Any], now: dt.datetime) -> bool:
-    """Whether a Deployment with fewer ready replicas than wanted has stalled long enough for its pods to be
-    asked why (the scheduler's message, the loader's refusal): no progress for PODS_ASKED_AFTER seconds, or no
-    progress time to go by (then always)."""
+@dataclass(frozen=True)
+class PodsQuestion:
+    """Whether a version's reconcile asks its Deployment's pods why they do not serve."""
+
+    ask: bool  # list them now
+    reuse: bool  # not now: the last answer still holds (it is newer than the Deployment's last progress)
+    again_in: float  # seconds until they would be asked (when to look again)
+
+
+def pods_question(deployment: Mapping[str, Any], now: dt.datetime, asked: dt.datetime | None) -> PodsQuestion:
+    """For a Deployment with fewer ready replicas than wanted, last asked at `asked` (None: never): ask once it
+    has stalled for PODS_ASKED_AFTER seconds (no progress time to go by: stalled), then at most every
+    PODS_ASKED_AGAIN seconds while it makes no progress."""
     conditions = (deployment.get("status") or {}).get("conditions")
     progressing = get_condition(conditions if isinstance(conditions, list) else None, "Progressing") or {}
     moved = requeue.parse_time(progressing.get("lastUpdateTime")) or requeue.parse_time(
         (deployment.get("metadata") or {}).get("creationTimestamp"))
-    return moved is None or (now - moved).total_seconds() >= PODS_ASKED_AFTER
+    due = now if moved is None else moved + dt.timedelta(seconds=PODS_ASKED_AFTER)
+    answered = asked is not None and (moved is None or asked >= moved)
+    if answered:
+        assert asked is not None
+        due = max(due, asked + dt.timedelta(seconds=PODS_ASKED_AGAIN))
+    if due <= now:
+        return PodsQuestion(ask=True, reuse=False, again_in=PODS_ASKED_AGAIN)
+    return PodsQuestion(ask=False, reuse=answered, again_in=max(1.0, (due - now).total_seconds()))
 
 
 def revoked_by(obj: Mapping[str, Any], cover: tuple[Mapping[str, Any], str] | None, now: str) -> Revoked | None:
@@ -308,8 +329,9 @@ def plan_version(
         old = get_condition(old_conditions, C.SIGNATURE_VERIFIED)
         since = (old or {}).get("lastTransitionTime") if (old or {}).get("reason") == verification.reason else None
         delay = requeue.bundle_retry_delay(since, now)
-    if workload.deployment:
-        delay = requeue.soonest(delay, requeue.settling(workload.replicas, workload.ready_replicas))
+    if workload.deployment and workload.ready_replicas < workload.replicas:
+        # readiness changes are Deployment events; only the pods' why (no event of ours) needs a look again
+        delay = requeue.soonest(delay, workload.look_again or requeue.WORKLOAD_SETTLING)
     return VersionPlan(
         status=status,
         events=version_events(old_conditions, status["conditions"]),

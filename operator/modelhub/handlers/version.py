@@ -3,6 +3,7 @@ write (status, Events, requeue)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable
@@ -43,6 +44,9 @@ class VersionReconciler:
         self.ctx = ctx
         self.router_facts = facts_changed or ctx.index.upsert
         self.spec_errors = api.SpecErrors(api.ModelVersionSpec)
+        # The last answer of each version's pods to why they do not serve: (when asked, unschedulable, rejected).
+        # Dropped once its Deployment serves or the version is gone; see vdomain.pods_question.
+        self.pods_asked: dict[tuple[str, str], tuple[dt.datetime, str | None, str | None]] = {}
 
     # --- gather --------------------------------------------------------------------------------------------
     def _verify_sync(self, bundle: bytes, roots: TrustRoots, pinned: str) -> vdomain.Verification:
@@ -205,16 +209,25 @@ class VersionReconciler:
         replicas = int((dep.get("spec") or {}).get("replicas") or 0)
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
         tmpl = ((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        unschedulable = rejected = None
-        if ready < replicas and vdomain.ask_pods(dep, self.ctx.clock()):  # why not (once it stalls): the
-            # scheduler cannot place them, or the loader refused the artifact
-            instance = (_meta(dep).get("labels") or {}).get(L.INSTANCE, "")
-            unschedulable, rejected = await self.ctx.io(self.ctx.kube.pod_problems, m["namespace"],
-                                                        f"{L.INSTANCE}={instance}")
+        key = (m["namespace"], m["name"])
+        unschedulable = rejected = look_again = None
+        if ready >= replicas:
+            self.pods_asked.pop(key, None)
+        else:  # why not (once it stalls): the scheduler cannot place them, or the loader refused the artifact
+            now, last = self.ctx.clock(), self.pods_asked.get(key)
+            question = vdomain.pods_question(dep, now, last[0] if last else None)
+            look_again = question.again_in
+            if question.ask:
+                instance = (_meta(dep).get("labels") or {}).get(L.INSTANCE, "")
+                unschedulable, rejected = await self.ctx.io(self.ctx.kube.pod_problems, m["namespace"],
+                                                            f"{L.INSTANCE}={instance}")
+                self.pods_asked[key] = (now, unschedulable, rejected)
+            elif question.reuse and last is not None:
+                _, unschedulable, rejected = last
         return vdomain.WorkloadState(
             deployment=_meta(dep)["name"], replicas=replicas, ready_replicas=ready,
             served_digest=(tmpl.get("annotations") or {}).get(A.ARTIFACT_DIGEST), unschedulable=unschedulable,
-            loader_failure=rejected,
+            loader_failure=rejected, look_again=look_again,
         )
 
     # --- reconcile -----------------------------------------------------------------------------------------
@@ -225,6 +238,7 @@ class VersionReconciler:
             self.ctx.bundles.cancel((namespace, name))  # a fetch for a deleted version stops
             self.ctx.bundles.cancel((namespace, name, "resolve"))
             self.ctx.verdicts.pop((namespace, name), None)
+            self.pods_asked.pop((namespace, name), None)
             return None
         spec = obj.get("spec") or {}
         model = self.ctx.cache.get("Model", namespace, spec.get("model", ""))
