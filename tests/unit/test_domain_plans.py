@@ -204,9 +204,10 @@ WRITTEN = {"conditions": [{"type": C.SIGNATURE_VERIFIED, "status": C.TRUE, "reas
 
 
 @pytest.mark.parametrize(("created", "status", "kw", "held_for"), [
-    ("2026-12-01T12:00:00Z", {}, {}, 3.0),  # just created: its Model decides first
-    ("2026-12-01T11:59:58Z", {}, {}, 1.0),  # the hold ends three seconds after creation
-    ("2026-12-01T11:59:57Z", {}, {}, None),  # over: its status is written now (NotPromoted)
+    ("2026-12-01T12:00:00Z", {}, {}, 10.0),  # just created: its Model decides first
+    ("2026-12-01T11:59:58Z", {}, {}, 8.0),  # the hold ends ten seconds after creation at the latest
+    ("2026-12-01T11:59:50Z", {}, {}, None),  # over: its status is written now (NotPromoted)
+    ("2026-12-01T12:00:00Z", {}, {"decided": True}, None),  # its Model has decided: written now
     (None, {}, {}, None),  # no creation time: no hold
     ("2026-12-01T12:00:00Z", WRITTEN, {}, None),  # a status was written already: only the first is held
     ("2026-12-01T12:00:00Z", {}, {"workload": WorkloadState(deployment="v", replicas=1)}, None),  # deployed

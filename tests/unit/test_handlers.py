@@ -126,8 +126,22 @@ def test_a_new_versions_first_status_waits_for_its_model_and_says_both_in_one_wr
         assert condition(v, C.SIGNATURE_VERIFIED)["reason"] == R.VERIFIED
         assert condition(v, C.AVAILABLE)["reason"] == R.PROGRESSING
         assert [(e["name"], e["reason"]) for e in h.kube.recorded_events].count((vname("1.0.0"), R.VERIFIED)) == 1
-        # A version its Model does not deploy gets its status when the hold ends.
-        h.now += dt.timedelta(seconds=3)
+        # A version its Model does not deploy: the Model's decision ends its hold (no waiting for its end).
+        assert ("ModelVersion", NS, vname("1.1.0")) in h.queue.ready
+        h.run(("ModelVersion", NS, vname("1.1.0")))
+        assert condition(h.kube.get("ModelVersion", NS, vname("1.1.0")), C.READY)["reason"] == R.NOT_PROMOTED
+    finally:
+        h.close()
+
+
+def test_a_new_versions_held_status_goes_out_when_the_hold_ends_if_its_model_never_decides(signed: Any) -> None:
+    h = Harness(approval_key=KEY_B, now=dt.datetime(2026, 12, 1, 0, 0, 1, tzinfo=dt.UTC))
+    try:
+        setup(h, signed, stable="1.0.0")
+        h.deliver_all()
+        assert h.run(("ModelVersion", NS, vname("1.1.0"))) == pytest.approx(9.0)  # held: its Model decides first
+        assert ("patch-status", "ModelVersion") not in h.kube.requests
+        h.now += dt.timedelta(seconds=9)  # the Model has not reconciled (say its worker is busy)
         h.run(("ModelVersion", NS, vname("1.1.0")))
         assert condition(h.kube.get("ModelVersion", NS, vname("1.1.0")), C.READY)["reason"] == R.NOT_PROMOTED
     finally:

@@ -307,15 +307,17 @@ def plan_version(
     revoked: Revoked | None,
     workload: WorkloadState,
     tagged: bool = False,
+    decided: bool = False,
 ) -> VersionPlan:
     """Decide a ModelVersion's status, Events and requeue from what its reconcile gathered.
 
     `tagged`: its artifact URI is an oci:// tag, which its Model deploys from status.resolvedUri (so its first
-    status is never held)."""
+    status is never held). `decided`: its Model has planned its rollout with this version's verdict (or it has
+    no Model): a first status held for that decision goes out now."""
     stamp = format_time(now)
     old_conditions = (obj.get("status") or {}).get("conditions")
     servable = verification.ok and revoked is None and (approval is not None or not require_approval)
-    if servable and not tagged and not old_conditions and workload.deployment is None:
+    if servable and not tagged and not decided and not old_conditions and workload.deployment is None:
         hold = requeue.first_status_hold((obj.get("metadata") or {}).get("creationTimestamp"), now)
         if hold is not None:
             return VersionPlan(status=dict(obj.get("status") or {}), events=[], requeue=hold,

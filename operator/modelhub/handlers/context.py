@@ -396,6 +396,9 @@ class Context:
     # What this operator computed of each version (verification, sealed approval): the rollout decides from
     # these, never from conditions in status somebody else may have written. (namespace, name) -> Verdict.
     verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    # The versions whose Model has planned its rollout with their verdict (namespace, name): the end of a new
+    # version's first-status hold (versions.plan_version `decided`). Dropped with the version.
+    decided: set[tuple[str, str]] = field(default_factory=set)
     # Teardowns waiting to see the pods they deleted gone (their watch's DELETED events), when Pods are watched.
     gone_waiters: set[GoneWaiter] = field(default_factory=set)
     # Status writes on their way, by (kind, namespace, name); the router routes the events that came meanwhile

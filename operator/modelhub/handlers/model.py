@@ -225,6 +225,12 @@ class ModelReconciler:
             metrics.set_serving_replicas(namespace, name, s["version"], s["role"], s["readyReplicas"])
         await write_status(ctx, "Model", model, plan.status)
         ctx.events.record(model, plan.events, "Rollout")
-        for v in plan.refresh_versions:
-            ctx.enqueue("ModelVersion", namespace, v)
+        refresh = set(plan.refresh_versions)
+        for version in versions:  # each has its verdict now (else it waits above): a held first status may go
+            key = (namespace, version["metadata"]["name"])
+            if key not in ctx.decided:
+                ctx.decided.add(key)
+                refresh.add(key[1])
+        for vname in sorted(refresh):
+            ctx.enqueue("ModelVersion", namespace, vname)
         return plan.requeue

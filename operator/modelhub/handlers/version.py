@@ -239,6 +239,7 @@ class VersionReconciler:
             self.ctx.bundles.cancel((namespace, name, "resolve"))
             self.ctx.verdicts.pop((namespace, name), None)
             self.pods_asked.pop((namespace, name), None)
+            self.ctx.decided.discard((namespace, name))
             return None
         spec = obj.get("spec") or {}
         model = self.ctx.cache.get("Model", namespace, spec.get("model", ""))
@@ -256,7 +257,7 @@ class VersionReconciler:
             obj, now=now, verification=verification,
             require_approval=bool((((model or {}).get("spec") or {}).get("trust") or {}).get("requireApproval")),
             approval=approval, revoked=revoked, workload=await self.workload(obj),
-            tagged=tagged,
+            tagged=tagged, decided=model is None or (namespace, name) in self.ctx.decided,
         )
         verdict = verdicts.verdict_of(obj, verified=verification.ok, reason=verification.reason,
                                       message=verification.message,
