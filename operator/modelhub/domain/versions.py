@@ -265,8 +265,7 @@ def pods_question(deployment: Mapping[str, Any], now: dt.datetime, asked: dt.dat
         (deployment.get("metadata") or {}).get("creationTimestamp"))
     due = now if moved is None else moved + dt.timedelta(seconds=PODS_ASKED_AFTER)
     answered = asked is not None and (moved is None or asked >= moved)
-    if answered:
-        assert asked is not None
+    if asked is not None and answered:
         due = max(due, asked + dt.timedelta(seconds=PODS_ASKED_AGAIN))
     if due <= now:
         return PodsQuestion(ask=True, reuse=False, again_in=PODS_ASKED_AGAIN)

@@ -205,6 +205,7 @@ class VersionReconciler:
         m = _meta(obj)
         dep = self.ctx.cache.get("Deployment", m["namespace"], m["name"])
         if dep is None or (_meta(dep).get("annotations") or {}).get(A.MODEL_VERSION) != m["name"]:
+            self.pods_asked.pop((m["namespace"], m["name"]), None)  # no Deployment (any more): nothing to ask
             return vdomain.WorkloadState()
         replicas = int((dep.get("spec") or {}).get("replicas") or 0)
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
