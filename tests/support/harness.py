@@ -11,12 +11,14 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from modelhub.adapters import fetch
 from modelhub.adapters.bundles import Bundle, BundleFetcher, BundleSettings, Refusal
 from modelhub.domain.teardown import WORKLOAD_KINDS
-from modelhub.handlers.context import Context, Settings
+from modelhub.handlers.context import Context, Settings, new_cache
 from modelhub.handlers.reconciler import Reconciler
-from modelhub.handlers.runtime import Key
+from modelhub.handlers.runtime import Cache, Key
 from modelhub.handlers.watches import on_httproute
 from tests.support.fakekube import FakeKube, WatchEvent
 
@@ -31,6 +33,28 @@ class InlineExecutor(concurrent.futures.Executor):
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting reconcile
             f.set_exception(exc)
         return f
+
+
+class UntouchedCache(Cache):
+    """The operator's cache, noting each body as it was stored: the cache shares equal parts between objects,
+    which is only safe while nobody changes a cached body in place; `changed()` names any that was."""
+
+    def __init__(self) -> None:
+        base = new_cache()
+        super().__init__(indexers=base.indexers)
+        self.stored: dict[tuple[str, str, str], bytes] = {}
+
+    def put(self, kind: str, body: dict[str, Any]) -> bool:
+        if not super().put(kind, body):
+            return False
+        m = body.get("metadata") or {}
+        key = (m.get("namespace") or "", m["name"])
+        self.stored[(kind, *key)] = orjson.dumps(self.objects[kind][key])
+        return True
+
+    def changed(self) -> list[tuple[str, str, str]]:
+        return sorted((kind, *key) for kind, bucket in self.objects.items() for key, body in bucket.items()
+                      if orjson.dumps(body) != self.stored[(kind, *key)])
 
 
 class DrivenQueue:
@@ -92,15 +116,19 @@ class Harness:
         self.kube = FakeKube()
         self.now = now or dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
         self.queue = DrivenQueue()
+        self.cache = UntouchedCache()
         self.ctx = Context(kube=self.kube, settings=Settings(loader_image="localhost/modelhub:test"),
                            clock=lambda: self.now, io=direct, approval_key=approval_key,
                            teardown_pool=InlineExecutor(), queue=self.queue,
-                           bundles=InlineBundles())
+                           bundles=InlineBundles(), cache=self.cache)
         self.reconciler = Reconciler(self.ctx)
         self.loop = asyncio.new_event_loop()
 
     def close(self) -> None:
+        """Every test's last check: no reconcile changed a cached body in place."""
         self.loop.close()
+        changed = self.cache.changed()
+        assert not changed, f"cached bodies changed in place: {changed}"
 
     # --- user actions ----------------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:

@@ -376,6 +376,7 @@ def run_sequence(seed: int, signed: Any) -> dict[str, Any]:
         enforced = False
 
         def check(phase: str) -> None:
+            assert not h.cache.changed(), f"{phase}: cached bodies changed in place"  # (parts are shared)
             deps = deployments(h)
             # A revoked version is never served once its Revocation has been enforced; an unapproved one never.
             assert vname("1.2.0") not in deps, f"{phase}: unapproved version deployed"

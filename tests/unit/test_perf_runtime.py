@@ -164,33 +164,95 @@ def test_the_io_threads_follow_what_can_be_in_flight(env: dict[str, str], thread
     assert Settings.from_env(env).io_threads == threads
 
 
-def test_cached_objects_share_their_short_strings_and_stay_equal() -> None:
-    import copy
+def _decoded(name: str, *, replicas: Any = 1, message: str = "ready") -> dict[str, Any]:
+    """A Deployment as a watch decodes it: every decode has its own copy of every string, dict and list."""
     import json
 
-    from modelhub.handlers.runtime import SHARED_STRING_MAX, Cache
+    from modelhub.handlers.runtime import SHARED_STRING_MAX
 
-    def decoded(name: str) -> dict[str, Any]:  # each decode has its own copy of every string, as from a watch
-        return json.loads(json.dumps({
-            "metadata": {"name": name, "namespace": "team-a", "labels": {"app": "clf"}},
-            "spec": {"template": {"spec": {"containers": [
-                {"name": "server", "imagePullPolicy": "IfNotPresent", "args": ["--port", "8080"]}]}}},
-            "status": {"conditions": [{"type": "Available", "message": "x" * (SHARED_STRING_MAX + 1)}]}}))
+    return json.loads(json.dumps({
+        "metadata": {"name": name, "namespace": "team-a", "labels": {"app": "clf", "version": name}},
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+            {"name": "server", "imagePullPolicy": "IfNotPresent", "args": ["--port", "8080", "--name", name],
+             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}, "ports": [{"containerPort": 8080}]}]}}},
+        "status": {"conditions": [{"type": "Available", "message": message * (SHARED_STRING_MAX + 1)}]}}))
+
+
+def test_cached_objects_share_their_equal_parts_and_stay_equal() -> None:
+    import copy
+
+    from modelhub.handlers.runtime import Cache
 
     cache = Cache()
-    a, b = decoded("a"), decoded("b")
+    a, b = _decoded("a"), _decoded("b")
     assert a["metadata"]["namespace"] is not b["metadata"]["namespace"]
-    before = copy.deepcopy(a)
+    before_a, before_b = copy.deepcopy(a), copy.deepcopy(b)
     cache.put("Deployment", a)
     cache.put("Deployment", b)
     ca, cb = cache.get("Deployment", "team-a", "a"), cache.get("Deployment", "team-a", "b")
-    assert ca == before  # nothing changed but identity
+    assert ca == before_a and cb == before_b  # nothing changed but identity
     assert ca is not None and cb is not None
-    assert ca["metadata"]["namespace"] is cb["metadata"]["namespace"]
+    assert ca["metadata"]["namespace"] is cb["metadata"]["namespace"]  # short strings
     c0, c1 = ca["spec"]["template"]["spec"]["containers"][0], cb["spec"]["template"]["spec"]["containers"][0]
-    assert c0["imagePullPolicy"] is c1["imagePullPolicy"] and c0["args"][1] is c1["args"][1]
-    long_a, long_b = ca["status"]["conditions"][0]["message"], cb["status"]["conditions"][0]["message"]
-    assert long_a == long_b and long_a is not long_b  # long strings are left alone
+    assert c0["resources"] is c1["resources"] and c0["ports"] is c1["ports"]  # equal parts, once
+    assert ca["status"] is cb["status"]  # long strings too, when the whole part is equal
+    assert c0 is not c1 and c0["args"] is not c1["args"]  # parts that differ stay apart ...
+    assert c0["args"][0] is c1["args"][0]  # ... and share what they can
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    (True, 1), (1, 1.0), (0, False), (None, 0), ("1", 1), ([], {}), ({"a": 1}, {"a": True}),
+])
+def test_parts_equal_in_python_but_not_in_json_are_not_shared(one: Any, other: Any) -> None:
+    import orjson
+
+    from modelhub.handlers.runtime import Cache
+
+    cache = Cache()
+    cache.put("Deployment", _decoded("a", replicas={"x": one}))
+    cache.put("Deployment", _decoded("b", replicas={"x": other}))
+    ca, cb = cache.get("Deployment", "team-a", "a"), cache.get("Deployment", "team-a", "b")
+    assert ca is not None and cb is not None
+    assert orjson.dumps(ca["spec"]["replicas"]) == orjson.dumps({"x": one})
+    assert orjson.dumps(cb["spec"]["replicas"]) == orjson.dumps({"x": other})
+
+
+def test_a_deep_hostile_object_is_cached_as_decoded() -> None:
+    from modelhub.handlers.runtime import SHARED_DEPTH_MAX, Cache
+
+    deep: Any = "leaf"
+    for _ in range(5000):  # far past the recursion limit: the parts below the depth bound are left alone
+        deep = {"d": [deep]}
+    cache = Cache()
+    assert cache.put("ModelVersion", {"metadata": {"name": "deep", "namespace": "team-a"}, "spec": deep})
+    node = (cache.get("ModelVersion", "team-a", "deep") or {})["spec"]
+    for _ in range(5000):
+        node = node["d"][0]
+    assert node == "leaf"
+    assert len(cache.parts) <= 2 * SHARED_DEPTH_MAX
+
+
+def test_the_shared_parts_go_with_the_last_object_that_holds_them() -> None:
+    from modelhub.handlers.runtime import Cache, SharedParts
+
+    cache = Cache(parts=SharedParts(sweep_min=16))
+    for i in range(200):  # statuses that change on every event: the old ones go at the sweeps
+        cache.put("Deployment", _decoded(f"v{i % 5}", message=f"m{i}"))
+    kept = cache.get("Deployment", "team-a", "v0")
+    assert kept is not None
+    assert len(cache.parts) < 16 + 16 // 4 + 5 * 12  # the live objects' parts, and those since the last sweep
+    for i in range(5):
+        cache.drop("Deployment", "team-a", f"v{i}")
+    cache.parts.sweep()
+    assert len(cache.parts) > 0  # `kept` still holds its parts
+    resources = kept["spec"]["template"]["spec"]["containers"][0]["resources"]
+    cache.put("Deployment", _decoded("again"))
+    again = cache.get("Deployment", "team-a", "again")
+    assert again is not None and again["spec"]["template"]["spec"]["containers"][0]["resources"] is resources
+    del kept, resources, again
+    cache.drop("Deployment", "team-a", "again")
+    cache.parts.sweep()
+    assert len(cache.parts) == 0
 
 
 @pytest.mark.parametrize(("data", "expected"), [
