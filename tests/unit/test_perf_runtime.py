@@ -99,6 +99,28 @@ def test_events_are_rate_limited_and_a_full_backlog_drops_and_counts() -> None:
     assert took >= (30 - 5) / 20 * 0.9
 
 
+def test_the_event_backlog_keeps_whom_each_event_regards_not_a_task_and_body_each() -> None:
+    big = {"apiVersion": "modelhub.dev/v1alpha1", "kind": "ModelVersion",
+           "metadata": {"name": "v", "namespace": "a", "uid": "u-1", "resourceVersion": "7", "labels": {"x": "y"}},
+           "spec": {"artifact": {"uri": "s3://b/m"}}, "status": {"conditions": [{"type": "Verified"}]}}
+    seen: list[dict[str, Any]] = []
+
+    async def run() -> tuple[int, int]:
+        ctx, kube = _recorder(event_qps=0.0, event_concurrency=3)
+        real = kube.event
+        kube.event = lambda obj, **kw: (seen.append(obj), real(obj, **kw))  # type: ignore[method-assign]
+        for i in range(100):
+            ctx.events.record(big, [Event(C.NORMAL, "Tested", f"event {i}"), Event(C.NORMAL, "Again", "x")], "Test")
+        tasks = len(asyncio.all_tasks()) - 1  # (this one)
+        await ctx.events.drain()
+        return tasks, len(kube.recorded_events)
+
+    tasks, total = asyncio.run(run())
+    assert tasks == 3 and total == 200  # three senders, however many records wait
+    assert seen[0] == {"apiVersion": "modelhub.dev/v1alpha1", "kind": "ModelVersion",
+                       "metadata": {"name": "v", "namespace": "a", "uid": "u-1", "resourceVersion": "7"}}
+
+
 def test_a_reconcile_supersedes_its_keys_look_again_timer() -> None:
     """A key with a pending requeue that is reconciled earlier (an event enqueued it) is not reconciled again when
     the old timer would have fired: the reconcile decided its own requeue (here: none)."""

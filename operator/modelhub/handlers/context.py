@@ -8,6 +8,7 @@ key and the way blocking calls run (`io`: a worker thread in the operator, a dir
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import datetime as dt
 import logging
@@ -228,17 +229,29 @@ async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+def regarding(obj: dict[str, Any]) -> dict[str, Any]:
+    """What an Event says of the object it is about (events.k8s.io `regarding`): its identity, not its body."""
+    m = obj.get("metadata") or {}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+            "metadata": {k: m.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
+
+
 class EventRecorder:
     """Records Events in the background, a few at a time and never while a teardown holds the queue: they are
     best effort and must not slow a reconcile down. Rate limited (a token bucket: `event_qps` a second, bursts of
     `event_burst`), so a Revocation of a thousand versions does not send the API server two thousand Events at
     once; beyond a backlog of `event_backlog` Events waiting, new ones are dropped and counted (their facts are
-    in the objects' status conditions)."""
+    in the objects' status conditions).
+
+    The backlog is a queue of what each Event says and whom it regards (not the object's body, not a task per
+    record: at a thousand versions, a waiting task holding a body each was 10 MB), drained by at most
+    `concurrency` senders, started when there is work and gone when there is none."""
 
     def __init__(self, ctx: Context, concurrency: int) -> None:
         self._ctx = ctx
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._concurrency = max(1, concurrency)
+        self._backlog_items: collections.deque[tuple[dict[str, Any], list[Event], str]] = collections.deque()
+        self._senders: set[asyncio.Task[None]] = set()
         s = ctx.settings
         self._qps, self._burst, self._backlog = s.event_qps, max(1, s.event_burst), s.event_backlog
         self._tokens = float(self._burst)
@@ -271,30 +284,35 @@ class EventRecorder:
             if not events:
                 return
         self.waiting += len(events)
+        self._backlog_items.append((regarding(obj), list(events), action))
+        if len(self._senders) < self._concurrency:
+            task = asyncio.create_task(self._send())
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
 
-        async def post() -> None:
+    async def _send(self) -> None:
+        """Post the backlog's Events, one record's in its order, until the backlog is empty."""
+        while self._backlog_items:
+            about, events, action = self._backlog_items.popleft()
             pending = len(events)
             try:
-                async with self._slots:
-                    for e in events:
-                        if self._ctx.queue is not None:
-                            await self._ctx.queue.open.wait()
-                            await self._ctx.queue.leading.wait()
-                        await self._token()
-                        pending -= 1
-                        self.waiting -= 1
-                        await self._ctx.io(self._ctx.kube.event, obj, type_=e.type, reason=e.reason,
-                                           message=e.message, action=action)
+                for e in events:
+                    if self._ctx.queue is not None:
+                        await self._ctx.queue.open.wait()
+                        await self._ctx.queue.leading.wait()
+                    await self._token()
+                    pending -= 1
+                    self.waiting -= 1
+                    await self._ctx.io(self._ctx.kube.event, about, type_=e.type, reason=e.reason,
+                                       message=e.message, action=action)
+            except Exception:  # noqa: BLE001 - an Event is best effort; the sender goes on with the next
+                log.warning("recording %s Events failed", action, exc_info=True)
             finally:
                 self.waiting -= pending
 
-        task = asyncio.create_task(post())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._senders:
+            await asyncio.gather(*list(self._senders), return_exceptions=True)
 
 
 class WritesBehind:
