@@ -177,6 +177,38 @@ def test_a_write_behind_runs_once_per_key_and_again_only_for_something_new() -> 
     assert ran == ["a", "c"]
 
 
+def test_writes_behind_wait_in_order_as_one_queue_with_a_few_runners() -> None:
+    from modelhub.handlers.context import WritesBehind
+
+    ran: list[str] = []
+
+    async def main() -> tuple[int, int]:
+        behind = WritesBehind(concurrency=3)
+        gate = asyncio.Event()
+
+        def write(label: str) -> Any:
+            async def go() -> None:
+                await gate.wait()
+                ran.append(label)
+            return go
+
+        for i in range(100):
+            behind.submit(f"svc-{i}", write(f"{i}"), what=str(i))
+        await asyncio.sleep(0)  # the runners take the first three
+        behind.submit("svc-50", write("50 again"), what="50 again")  # waiting: replaced, keeps its place
+        behind.submit("svc-0", write("0 again"), what="0 again")  # running: once more after it
+        tasks = len(asyncio.all_tasks()) - 1
+        gate.set()
+        await behind.drain()
+        return tasks, len(asyncio.all_tasks()) - 1
+
+    tasks, after = asyncio.run(main())
+    assert tasks == 3 and after == 0
+    assert sorted(ran) == sorted([str(i) for i in range(100) if i != 50] + ["50 again", "0 again"])
+    assert ran.index("0") < ran.index("0 again")
+    assert ran.index("50 again") < ran.index("51") and "50" not in ran
+
+
 @pytest.mark.parametrize(("env", "threads"), [
     ({}, 52),  # 2 x (16 workers + 4 revocation workers) + 8 Event senders + 4 writes behind (was a fixed 96)
     ({"MODELHUB_WORKERS": "4", "MODELHUB_REVOCATION_WORKERS": "1"}, 22),

@@ -319,44 +319,54 @@ class WritesBehind:
     """Writes that no reconcile needs to wait for, run beside the queue workers, a few at a time, at most one
     per key: the Model's Service (a ClusterIP allocation, which under load takes the API server longer than
     the Deployment behind it; nothing else waits for it, so a worker holding on to it would only delay the next
-    Models' Deployments). A key asked again while its write runs is written again once it ends (`again`)."""
+    Models' Deployments). A key asked again while its write waits has its write replaced (the latest wins); while
+    it runs, it is written again once it ends (`again`), unless it is asked for what it is writing already.
+
+    Waiting writes are a queue of keys drained by at most `concurrency` runners, not a task each: at a thousand
+    Models, eight hundred Services waited at once."""
 
     def __init__(self, concurrency: int) -> None:
-        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._concurrency = max(1, concurrency)
+        self._waiting: dict[Any, tuple[Callable[[], Awaitable[None]], Any]] = {}  # key -> (write, what), in order
         self._running: dict[Any, Any] = {}  # key -> what its running write writes
         self._again: dict[Any, tuple[Callable[[], Awaitable[None]], Any]] = {}  # key -> the next (write, what)
-        self._tasks: dict[Any, asyncio.Task[None]] = {}
+        self._runners: set[asyncio.Task[None]] = set()
 
     def submit(self, key: Any, write: Callable[[], Awaitable[None]], what: Any = None) -> None:
         """Run `write` for `key`; `what` is what it writes: asked again for the same while it runs, nothing
         more is done (a Model reconciled again before its Service landed plans the same Service)."""
-        if key in self._tasks:
-            if what is None or self._running.get(key) != what:
-                self._again[key] = (write, what)  # the latest wins
+        if key in self._running:
+            if what is not None and self._running[key] == what:
+                self._again.pop(key, None)  # the latest is what is being written
+            else:
+                self._again[key] = (write, what)
             return
-        self._running[key] = what
+        self._waiting[key] = (write, what)  # a waiting key keeps its place in the queue
+        if len(self._runners) < self._concurrency:
+            task = asyncio.create_task(self._run())
+            self._runners.add(task)
+            task.add_done_callback(self._runners.discard)
 
-        async def run(fn: Callable[[], Awaitable[None]]) -> None:
+    async def _run(self) -> None:
+        while self._waiting:
+            key = next(iter(self._waiting))
+            fn, self._running[key] = self._waiting.pop(key)
             try:
                 while True:
-                    async with self._slots:
-                        try:
-                            await fn()
-                        except Exception:  # noqa: BLE001 - `write` reports its own failures
-                            log.exception("a write behind of %s failed", key)
+                    try:
+                        await fn()
+                    except Exception:  # noqa: BLE001 - `write` reports its own failures
+                        log.exception("a write behind of %s failed", key)
                     nxt = self._again.pop(key, None)
                     if nxt is None:
-                        return
+                        break
                     fn, self._running[key] = nxt
             finally:
-                self._tasks.pop(key, None)
                 self._running.pop(key, None)
 
-        self._tasks[key] = asyncio.create_task(run(write))
-
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        while self._runners:
+            await asyncio.gather(*list(self._runners), return_exceptions=True)
 
 
 @dataclass
