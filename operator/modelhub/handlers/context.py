@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -229,6 +229,26 @@ async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+class Drainers:
+    """At most `limit` tasks draining one backlog: started as work arrives, gone once none is left (so a backlog
+    of thousands is a queue, not thousands of tasks)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = max(1, limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, drain: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Another drainer, unless `limit` of them run already (they take the new work)."""
+        if len(self._tasks) < self._limit:
+            task = asyncio.create_task(drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
 def regarding(obj: dict[str, Any]) -> dict[str, Any]:
     """What an Event says of the object it is about (events.k8s.io `regarding`): its identity, not its body."""
     m = obj.get("metadata") or {}
@@ -249,9 +269,8 @@ class EventRecorder:
 
     def __init__(self, ctx: Context, concurrency: int) -> None:
         self._ctx = ctx
-        self._concurrency = max(1, concurrency)
         self._backlog_items: collections.deque[tuple[dict[str, Any], list[Event], str]] = collections.deque()
-        self._senders: set[asyncio.Task[None]] = set()
+        self._senders = Drainers(concurrency)
         s = ctx.settings
         self._qps, self._burst, self._backlog = s.event_qps, max(1, s.event_burst), s.event_backlog
         self._tokens = float(self._burst)
@@ -285,10 +304,7 @@ class EventRecorder:
                 return
         self.waiting += len(events)
         self._backlog_items.append((regarding(obj), list(events), action))
-        if len(self._senders) < self._concurrency:
-            task = asyncio.create_task(self._send())
-            self._senders.add(task)
-            task.add_done_callback(self._senders.discard)
+        self._senders.start(self._send)
 
     async def _send(self) -> None:
         """Post the backlog's Events, one record's in its order, until the backlog is empty."""
@@ -311,8 +327,7 @@ class EventRecorder:
                 self.waiting -= pending
 
     async def drain(self) -> None:
-        while self._senders:
-            await asyncio.gather(*list(self._senders), return_exceptions=True)
+        await self._senders.wait()
 
 
 class WritesBehind:
@@ -326,11 +341,10 @@ class WritesBehind:
     Models, eight hundred Services waited at once."""
 
     def __init__(self, concurrency: int) -> None:
-        self._concurrency = max(1, concurrency)
         self._waiting: dict[Any, tuple[Callable[[], Awaitable[None]], Any]] = {}  # key -> (write, what), in order
         self._running: dict[Any, Any] = {}  # key -> what its running write writes
         self._again: dict[Any, tuple[Callable[[], Awaitable[None]], Any]] = {}  # key -> the next (write, what)
-        self._runners: set[asyncio.Task[None]] = set()
+        self._runners = Drainers(concurrency)
 
     def submit(self, key: Any, write: Callable[[], Awaitable[None]], what: Any = None) -> None:
         """Run `write` for `key`; `what` is what it writes: asked again for the same while it runs, nothing
@@ -342,10 +356,7 @@ class WritesBehind:
                 self._again[key] = (write, what)
             return
         self._waiting[key] = (write, what)  # a waiting key keeps its place in the queue
-        if len(self._runners) < self._concurrency:
-            task = asyncio.create_task(self._run())
-            self._runners.add(task)
-            task.add_done_callback(self._runners.discard)
+        self._runners.start(self._run)
 
     async def _run(self) -> None:
         while self._waiting:
@@ -365,8 +376,7 @@ class WritesBehind:
                 self._running.pop(key, None)
 
     async def drain(self) -> None:
-        while self._runners:
-            await asyncio.gather(*list(self._runners), return_exceptions=True)
+        await self._runners.wait()
 
 
 @dataclass
