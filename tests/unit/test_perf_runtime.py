@@ -342,3 +342,36 @@ def test_all_connections_of_the_api_pool_share_one_tls_context(tmp_path: Any) ->
     assert share_tls_context(insecure) is insecure
     proxied = urllib3.ProxyManager("http://proxy.example:3128", cert_reqs=ssl.CERT_REQUIRED)
     assert share_tls_context(proxied) is proxied
+
+
+def test_work_arriving_as_the_last_drainer_ends_is_drained() -> None:
+    """The drainer ends, and before its task's done callbacks run, new work arrives: it must get a drainer (it
+    used to wait for the next arrival, and the last Services of a rollout for a reconcile to come along)."""
+    from modelhub.handlers.context import Drainers
+
+    backlog: list[str] = []
+    done: list[str] = []
+
+    async def main() -> None:
+        drainers = Drainers(limit=1)
+        loop = asyncio.get_running_loop()
+
+        def arrive(item: str) -> None:
+            backlog.append(item)
+            drainers.start(drain)
+
+        async def drain() -> None:
+            while backlog:
+                done.append(backlog.pop(0))
+                await asyncio.sleep(0)
+            if "late" not in done:
+                loop.call_soon(arrive, "late")  # runs before the finished task's done callbacks
+
+        arrive("first")
+        await drainers.wait()
+        for _ in range(5):  # a few loop iterations for a drainer started late
+            await asyncio.sleep(0)
+        await drainers.wait()
+
+    asyncio.run(main())
+    assert done == ["first", "late"]

@@ -231,18 +231,30 @@ async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 class Drainers:
     """At most `limit` tasks draining one backlog: started as work arrives, gone once none is left (so a backlog
-    of thousands is a queue, not thousands of tasks)."""
+    of thousands is a queue, not thousands of tasks).
+
+    A drainer counts as gone the moment it finds the backlog empty, in the same step (no await between): a task's
+    done callbacks run a loop iteration later, and work arriving in between would otherwise see `limit` drainers
+    that are all finished and wait for the next arrival to be drained."""
 
     def __init__(self, limit: int) -> None:
         self._limit = max(1, limit)
+        self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, drain: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Another drainer, unless `limit` of them run already (they take the new work)."""
-        if len(self._tasks) < self._limit:
-            task = asyncio.create_task(drain())
+        if self._active < self._limit:
+            self._active += 1
+            task = asyncio.create_task(self._run(drain))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, drain: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await drain()
+        finally:
+            self._active -= 1
 
     async def wait(self) -> None:
         while self._tasks:
