@@ -81,15 +81,22 @@ class FakeKube:
 
     def settle_deployment(self, namespace: str, name: str, step: int | None = None) -> bool:
         """The Deployment controller and kubelets: bring readyReplicas one `step` (default: all the way) toward
-        spec.replicas. Whether anything changed."""
+        spec.replicas (in an unschedulable or rejecting namespace: its pods counted, none ready). Whether anything
+        changed."""
         dep = self.objects.get(("Deployment", namespace, name))
-        if dep is None or namespace in self.unschedulable or namespace in self.rejected:
+        if dep is None:
             return False
         want = int(dep["spec"].get("replicas") or 0)
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
-        if ready == want:
+        if namespace in self.unschedulable or namespace in self.rejected:
+            # Its pods are created and stay unready (Pending, or the loader refuses): the controller counts them.
+            if (dep.get("status") or {}).get("replicas") == want:
+                return False
+            ready = 0
+        elif ready == want:
             return False
-        ready = want if step is None else (min(want, ready + step) if ready < want else max(want, ready - step))
+        else:
+            ready = want if step is None else (min(want, ready + step) if ready < want else max(want, ready - step))
         dep["status"] = {"replicas": want, "readyReplicas": ready, "observedGeneration": dep["metadata"]["generation"]}
         dep["metadata"]["resourceVersion"] = str(next(self._rv))
         self.pending.append(WatchEvent("MODIFIED", "Deployment", copy.deepcopy(dep)))

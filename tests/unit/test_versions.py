@@ -190,27 +190,39 @@ def test_revocation_by_certificate_and_by_ca_reads_the_status(cert_signed, key_s
 _NOON = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
-def _moved(at: str) -> dict[str, Any]:
-    return {"status": {"conditions": [{"type": "Progressing", "status": "True", "lastUpdateTime": at}]}}
+def _moved(at: str, replicas: int | None = 1) -> dict[str, Any]:
+    status: dict[str, Any] = {"conditions": [{"type": "Progressing", "status": "True", "lastUpdateTime": at}]}
+    if replicas is not None:
+        status["replicas"] = replicas  # the pods its controller counts
+    return {"status": status}
 
 
 @pytest.mark.parametrize(("deployment", "asked", "expected"), [
     (_moved("2026-12-01T11:59:55Z"), None, (False, False, 5.0)),  # moved 5 s ago: asked in 5 s
     (_moved("2026-12-01T11:59:45Z"), None, (True, False, 30.0)),  # stalled 15 s, never asked: ask
-    ({"metadata": {"creationTimestamp": "2026-12-01T11:59:59Z"}, "status": {}}, None, (False, False, 9.0)),
-    ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {}}, None, (True, False, 30.0)),
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:59:59Z"}, "status": {"replicas": 1}}, None,
+     (False, False, 9.0)),
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {"replicas": 1}}, None,
+     (True, False, 30.0)),
     (_moved("garbage"), None, (True, False, 30.0)),  # unknown progress: stalled
-    ({}, None, (True, False, 30.0)),
-    ({"status": {"conditions": "not a list"}}, None, (True, False, 30.0)),
+    ({"status": {"replicas": 2}}, None, (True, False, 30.0)),
+    ({"status": {"conditions": "not a list", "replicas": 1}}, None, (True, False, 30.0)),
+    # stalled, but its controller counts no pod yet (it lags, or a quota refuses them): nothing to ask, look in 10 s
+    (_moved("2026-12-01T11:59:45Z", replicas=None), None, (False, False, 10.0)),
+    (_moved("2026-12-01T11:59:45Z", replicas=0), None, (False, False, 10.0)),
+    ({"metadata": {"creationTimestamp": "2026-12-01T11:00:00Z"}, "status": {}}, None, (False, False, 10.0)),
+    ({}, None, (False, False, 10.0)),
+    ({"status": {"replicas": "1"}}, None, (False, False, 10.0)),  # not a count
+    (_moved("2026-12-01T11:59:55Z", replicas=None), None, (False, False, 5.0)),  # not due either way
     # asked 10 s ago, after its last progress: that answer holds for 20 s more
     (_moved("2026-12-01T11:59:00Z"), "2026-12-01T11:59:50Z", (False, True, 20.0)),
-    ({}, "2026-12-01T11:59:50Z", (False, True, 20.0)),  # no progress time: same
+    ({"status": {"replicas": 1}}, "2026-12-01T11:59:50Z", (False, True, 20.0)),  # no progress time: same
     (_moved("2026-12-01T11:59:00Z"), "2026-12-01T11:59:29Z", (True, False, 30.0)),  # 31 s ago: ask again
     # it moved after the last answer: that answer is stale, and it is asked once it stalls again
     (_moved("2026-12-01T11:59:58Z"), "2026-12-01T11:59:50Z", (False, False, 8.0)),
     (_moved("2026-12-01T11:59:59Z"), "2026-12-01T11:59:50Z", (False, False, 9.0)),
 ])
-def test_pods_are_asked_once_a_deployment_stalls_and_then_at_most_every_30s(
+def test_pods_are_asked_once_a_deployment_with_pods_stalls_and_then_at_most_every_30s(
         deployment: dict[str, Any], asked: str | None, expected: tuple[bool, bool, float]) -> None:
     from modelhub.domain import requeue
     from modelhub.domain.versions import pods_question

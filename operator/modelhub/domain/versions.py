@@ -257,8 +257,8 @@ class PodsQuestion:
 
 def pods_question(deployment: Mapping[str, Any], now: dt.datetime, asked: dt.datetime | None) -> PodsQuestion:
     """For a Deployment with fewer ready replicas than wanted, last asked at `asked` (None: never): ask once it
-    has stalled for PODS_ASKED_AFTER seconds (no progress time to go by: stalled), then at most every
-    PODS_ASKED_AGAIN seconds while it makes no progress."""
+    has stalled for PODS_ASKED_AFTER seconds (no progress time to go by: stalled) and its status counts a pod,
+    then at most every PODS_ASKED_AGAIN seconds while it makes no progress."""
     conditions = (deployment.get("status") or {}).get("conditions")
     progressing = get_condition(conditions if isinstance(conditions, list) else None, "Progressing") or {}
     moved = requeue.parse_time(progressing.get("lastUpdateTime")) or requeue.parse_time(
@@ -268,8 +268,19 @@ def pods_question(deployment: Mapping[str, Any], now: dt.datetime, asked: dt.dat
     if asked is not None and answered:
         due = max(due, asked + dt.timedelta(seconds=PODS_ASKED_AGAIN))
     if due <= now:
+        if not _pods_reported(deployment):
+            # Its controller counts no pod of it yet: there is none to ask (a quota's refusal is the Deployment's
+            # own ReplicaFailure condition). On a loaded cluster the controller lags its Deployments by tens of
+            # seconds, and asking then made two pod lists per version at N=1000, each answering nothing.
+            return PodsQuestion(ask=False, reuse=False, again_in=PODS_ASKED_AFTER)
         return PodsQuestion(ask=True, reuse=False, again_in=PODS_ASKED_AGAIN)
     return PodsQuestion(ask=False, reuse=answered, again_in=max(1.0, (due - now).total_seconds()))
+
+
+def _pods_reported(deployment: Mapping[str, Any]) -> bool:
+    """Whether the Deployment's status counts at least one pod (created, not yet terminated)."""
+    replicas = (deployment.get("status") or {}).get("replicas")
+    return type(replicas) is int and replicas > 0
 
 
 def revoked_by(obj: Mapping[str, Any], cover: tuple[Mapping[str, Any], str] | None, now: str) -> Revoked | None:
