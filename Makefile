@@ -75,7 +75,7 @@ bench-verify: dev
 	$(BIN)/python tests/bench/bench_verify.py
 
 bench-rollout: dev tools ## N versions applied at once until Available, against a floor; requests per version
-	hack/with-cluster.sh $(BIN)/python tests/bench/bench_rollout.py --n $(N) --timeout $$(( 300 + $(N) )) $(if $(RUNS),--runs $(RUNS))
+	hack/with-cluster.sh $(BIN)/python tests/bench/bench_rollout.py --n $(N) --timeout $$(( 300 + $(N) )) $(if $(RUNS),--runs $(RUNS)) $(if $(PROFILE),--apiserver-profile $(PROFILE))
 
 bench-revocation: dev tools ## one Revocation of N versions: deployments gone, traffic stopped, pods gone, vs a floor
 	hack/with-cluster.sh $(BIN)/python tests/bench/bench_revocation.py --n $(N) $(if $(RUNS),--runs $(RUNS))

@@ -3,6 +3,7 @@
 
     python tests/bench/bench_rollout.py [--n 100] [--namespaces 10] [--concurrency 32] [--timeout 300]
                                         [--runs 1] [--operator-verbose] [--keep]
+                                        [--apiserver-profile DIR [--apiserver-profile-seconds 60]]
 
 Needs KUBECONFIG pointing at a live cluster (`make bench-rollout` brings up the local control plane). Unless
 MODELHUB_OPERATOR=external, it applies the CRDs and starts the operator as a subprocess (webhooks on a free
@@ -25,7 +26,9 @@ With `--runs R` the floor and the operator run R times, alternating, each in new
 `floor_seconds` are the medians, `ratio` is theirs, and every run's figures are listed (this machine's figures
 move by 20-30 % from one run to the next). The details printed are those of the median run.
 
-Prints per-object latencies (create -> Deployment seen, seen -> Available; median / p99), then as the LAST line
+Prints per-object latencies (create -> Deployment seen, seen -> Available; median / p99), where each
+Deployment's time went on the server (its controller creating the ReplicaSet, the pod Ready, the controller
+reporting it Available: the objects' own timestamps), then as the LAST line
 one JSON object: {"n": ..., "floor": "services", "runs": R, "seconds": ..., "floor_seconds": ..., "ratio": ...,
 "run_seconds": [...], "run_floor_seconds": [...], "requests_per_version": {"verb resource": count, ...}} - the operator's API requests (its modelhub_api_requests_total, scraped before the
 creates and once its follow-up has settled) divided by N. Namespaces are deleted after.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -297,6 +301,7 @@ class Result:
     seen_to_available: list[float]
     total: list[float]
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process over the timed window
+    stages: dict[str, list[float]] = field(default_factory=dict)  # server-side, per Deployment (see stages())
 
 
 def timed_run(clients: Clients, namespaces: set[str], keys: list[tuple[str, str]],
@@ -318,6 +323,81 @@ def timed_run(clients: Clients, namespaces: set[str], keys: list[tuple[str, str]
     seen_to_avail = [watcher.available[k] - watcher.seen[k] for k in keys]
     total = [watcher.available[k] - sent[i] for i, k in enumerate(keys)]
     return Result(end - t0, to_seen, seen_to_avail, total, spent)
+
+
+@contextlib.contextmanager
+def apiserver_profile(clients: Clients, path: Path | None, seconds: int) -> Iterator[None]:
+    """With a path: the API server's CPU profile (its /debug/pprof/profile, `seconds` long from the block's start)
+    written there, for `go tool pprof -top -cum <path>`: where its time goes while the block runs."""
+    if path is None:
+        yield
+        return
+    failed: list[str] = []
+
+    def fetch() -> None:
+        try:
+            _, url, headers, _, _ = clients.api.param_serialize(
+                "GET", "/debug/pprof/profile", query_params=[("seconds", str(seconds))],
+                auth_settings=["BearerToken"])
+            resp = clients.api.call_api("GET", url, header_params=headers, _request_timeout=seconds + 60)
+            data = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
+            path.write_bytes(data)
+        except Exception as exc:  # a profile is a diagnosis: its absence must not fail the run
+            failed.append(f"{type(exc).__name__}: {exc}")
+
+    t = threading.Thread(target=fetch, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        t.join(seconds + 90)
+        log(f"  API server CPU profile: {failed[0] if failed else path}")
+
+
+def _stamp(value: Any) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _owner(obj: Any) -> str | None:
+    refs = obj.metadata.owner_references or []
+    return refs[0].name if refs else None
+
+
+def _median_max(xs: list[float]) -> str:
+    return f"{statistics.median(xs):6.1f} / {max(xs):4.0f}" if xs else "-"
+
+
+def stages(clients: Clients, namespaces: set[str], label_selector: str) -> dict[str, list[float]]:
+    """Where each Deployment's time went on the server, from the objects' own timestamps (whole seconds): its
+    controller creating the ReplicaSet, the pods created and Ready, the controller reporting it Available."""
+    out: dict[str, list[float]] = {"Deployment -> ReplicaSet": [], "ReplicaSet -> pod Ready": [],
+                                   "pod Ready -> Available": []}
+    for ns in sorted(namespaces):
+        rs_of = {_owner(r): r for r in clients.apps.list_namespaced_replica_set(ns).items}
+        ready_of: dict[str | None, float] = {}
+        for pod in clients.core.list_namespaced_pod(ns).items:
+            for c in pod.status.conditions or []:
+                if c.type == "Ready" and c.status == "True" and c.last_transition_time:
+                    ready_of[_owner(pod)] = c.last_transition_time.timestamp()
+        for dep in clients.apps.list_namespaced_deployment(ns, label_selector=label_selector).items:
+            rs = rs_of.get(dep.metadata.name)
+            avail = next((c.last_transition_time.timestamp() for c in (dep.status.conditions or [])
+                          if c.type == "Available" and c.status == "True" and c.last_transition_time), None)
+            if rs is None:
+                continue
+            created, rs_at = dep.metadata.creation_timestamp.timestamp(), rs.metadata.creation_timestamp.timestamp()
+            out["Deployment -> ReplicaSet"].append(rs_at - created)
+            ready = ready_of.get(rs.metadata.name)
+            if ready is not None:
+                out["ReplicaSet -> pod Ready"].append(ready - rs_at)
+                if avail is not None:
+                    out["pod Ready -> Available"].append(avail - ready)
+    return out
 
 
 def floor_create(clients: Clients, dep: dict[str, Any], svc: dict[str, Any] | None) -> None:
@@ -389,6 +469,13 @@ def wait_models_settled(clients: Clients, items: list[Item], timeout: float = 12
         raise SystemExit(f"{len(pending)} Models were not reconciled within {timeout}s: is the operator running?")
 
 
+def profile_path(args: argparse.Namespace, run: str, which: str) -> Path | None:
+    if args.apiserver_profile is None:
+        return None
+    args.apiserver_profile.mkdir(parents=True, exist_ok=True)
+    return args.apiserver_profile / f"{run}-{which}.pprof"
+
+
 def one_run(args: argparse.Namespace, clients: Clients, op_proc: Operator | None, private_key: bytes,
             public_key: bytes, root: Path) -> tuple[Result, Result, dict[str, float], dict[str, float]]:
     """The floor, then the operator, each in namespaces of their own (deleted after): (operator, floor,
@@ -406,12 +493,14 @@ def one_run(args: argparse.Namespace, clients: Clients, op_proc: Operator | None
         floor_deps = [it.floor_deployment(ns) for ns, it in floor_items]
         floor_svcs = [it.floor_service(ns) for ns, it in floor_items] if args.floor == "services" else []
         log(f"floor: creating the Deployments{' and their Services' if floor_svcs else ''} directly")
-        floor = timed_run(
-            clients, set(floor_namespaces), [(ns, it.version_name) for ns, it in floor_items],
-            [lambda i=i: floor_create(clients, floor_deps[i], floor_svcs[i] if floor_svcs else None)
-             for i in range(len(floor_deps))],
-            f"{BENCH_LABEL}=floor", args.concurrency, args.timeout,
-        )
+        with apiserver_profile(clients, profile_path(args, run, "floor"), args.apiserver_profile_seconds):
+            floor = timed_run(
+                clients, set(floor_namespaces), [(ns, it.version_name) for ns, it in floor_items],
+                [lambda i=i: floor_create(clients, floor_deps[i], floor_svcs[i] if floor_svcs else None)
+                 for i in range(len(floor_deps))],
+                f"{BENCH_LABEL}=floor", args.concurrency, args.timeout,
+            )
+        floor.stages = stages(clients, set(floor_namespaces), f"{BENCH_LABEL}=floor")
         delete_namespaces(clients, floor_namespaces)  # gone before the operator run starts
 
         # --- setup for the operator (not timed) ---
@@ -424,13 +513,15 @@ def one_run(args: argparse.Namespace, clients: Clients, op_proc: Operator | None
         work_before = scrape(op_proc.metrics_port) if op_proc else {}
 
         log("operator: creating the ModelVersions")
-        op = timed_run(
-            clients, set(op_namespaces), [(it.namespace, it.version_name) for it in items],
-            [lambda it=it: clients.custom.create_namespaced_custom_object(
-                GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
-            f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
-            names={op_proc.proc.pid: "(the operator)"} if op_proc else None,
-        )
+        with apiserver_profile(clients, profile_path(args, run, "operator"), args.apiserver_profile_seconds):
+            op = timed_run(
+                clients, set(op_namespaces), [(it.namespace, it.version_name) for it in items],
+                [lambda it=it: clients.custom.create_namespaced_custom_object(
+                    GROUP, VERSION, it.namespace, "modelversions", it.version_manifest()) for it in items],
+                f"{LABEL_MANAGED}=modelhub", args.concurrency, args.timeout,
+                names={op_proc.proc.pid: "(the operator)"} if op_proc else None,
+            )
+        op.stages = stages(clients, set(op_namespaces), f"{LABEL_MANAGED}=modelhub")
         if op_proc:
             # Everything the rollout cost, up to its follow-up (status writes, Events) done.
             requests = requests_between(before, settled_requests(op_proc))
@@ -453,6 +544,9 @@ def main() -> int:
                     help="floor and operator runs, alternating; the ratio is of their medians")
     ap.add_argument("--operator-verbose", action="store_true", help="run the operator with --verbose (its log)")
     ap.add_argument("--keep", action="store_true", help="keep the namespaces")
+    ap.add_argument("--apiserver-profile", type=Path, metavar="DIR",
+                    help="write the API server's CPU profile of each timed window to DIR/<run>-<floor|operator>.pprof")
+    ap.add_argument("--apiserver-profile-seconds", type=int, default=60, help="length of each profile")
     ap.add_argument("--floor", choices=("services", "deployments"), default="services",
                     help="what the floor creates per version: the Deployment and the Service the operator makes "
                          "(the same work, default), or the Deployment alone")
@@ -493,6 +587,10 @@ def main() -> int:
     log(f"  create -> Deployment exists     {stats(floor.to_seen)}")
     log(f"  Deployment -> Available         {stats(floor.seen_to_available)}")
     log(f"  create -> Available             {stats(floor.total)}")
+    log("per Deployment, on the server (its objects' timestamps, whole seconds; median / max):")
+    for name in op.stages:
+        o, f = sorted(op.stages[name]), sorted(floor.stages.get(name, []))
+        log(f"  {name:32} {_median_max(o):>14}s {_median_max(f):>14}s")
     log("CPU seconds over the timed window, by process (2 cores: at most twice the wall time):")
     for name in list(dict.fromkeys([*op.cpu, *floor.cpu]))[:9]:
         log(f"  {name:32} {op.cpu.get(name, 0.0):10.2f}s{floor.cpu.get(name, 0.0):11.2f}s")
