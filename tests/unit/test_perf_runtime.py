@@ -210,8 +210,8 @@ def test_writes_behind_wait_in_order_as_one_queue_with_a_few_runners() -> None:
 
 
 @pytest.mark.parametrize(("env", "threads"), [
-    ({}, 52),  # 2 x (16 workers + 4 revocation workers) + 8 Event senders + 4 writes behind (was a fixed 96)
-    ({"MODELHUB_WORKERS": "4", "MODELHUB_REVOCATION_WORKERS": "1"}, 22),
+    ({}, 28),  # 2 x (4 workers + 4 revocation workers) + 8 Event senders + 4 writes behind (was a fixed 96)
+    ({"MODELHUB_WORKERS": "16", "MODELHUB_REVOCATION_WORKERS": "1"}, 46),
     ({"MODELHUB_WORKERS": "64"}, 148),
 ])
 def test_the_io_threads_follow_what_can_be_in_flight(env: dict[str, str], threads: int) -> None:

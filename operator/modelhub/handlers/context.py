@@ -56,7 +56,11 @@ class Settings:
     # Grace period of the pods a Revocation deletes directly (the model is poisoned: short). 1 s, not 0: the API
     # server keeps a pod until its kubelet has stopped the containers, so "pods gone" means no process serves.
     revocation_grace_seconds: int = 1
-    workers: int = 16
+    # Routine reconcile workers. Few on purpose: at N=1000 a burst with 16 (or 8) workers kept every change its own
+    # reconcile and write, and their answers slowed the cluster's own Deployment and ReplicaSet controllers (25 s
+    # from a Deployment to its ReplicaSet against 10 s in the floor); with 4 the queue merges a key's changes while
+    # it waits (6.4 reconciles per version, not 14), and the rollout ends sooner (bench-rollout, README).
+    workers: int = 4
     revocation_workers: int = 4
     event_concurrency: int = 8
     service_write_concurrency: int = 4

@@ -231,7 +231,7 @@ class WorkQueue:
     routine reconciles (Models, ModelVersions) wait while any Revocation is queued or running, so enforcement
     never waits behind a backlog and a Model never races a teardown over the same Deployments."""
 
-    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 16,
+    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 4,
                  revocation_workers: int = 4) -> None:
         self._reconcile = reconcile
         self._workers = workers
