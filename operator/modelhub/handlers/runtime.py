@@ -231,8 +231,9 @@ class WorkQueue:
     routine reconciles (Models, ModelVersions) wait while any Revocation is queued or running, so enforcement
     never waits behind a backlog and a Model never races a teardown over the same Deployments."""
 
-    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], workers: int = 4,
-                 revocation_workers: int = 4) -> None:
+    def __init__(self, reconcile: Callable[[Key], Awaitable[float | None]], *, workers: int,
+                 revocation_workers: int) -> None:
+        """`workers` and `revocation_workers`: the lanes' worker counts (their defaults are Settings')."""
         self._reconcile = reconcile
         self._workers = workers
         self._revocation_workers = revocation_workers
