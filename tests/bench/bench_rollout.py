@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
@@ -354,13 +353,6 @@ def apiserver_profile(clients: Clients, path: Path | None, seconds: int) -> Iter
     finally:
         t.join(seconds + 90)
         log(f"  API server CPU profile: {failed[0] if failed else path}")
-
-
-def _stamp(value: Any) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _owner(obj: Any) -> str | None:
